@@ -41,7 +41,7 @@ class NotFound(ConveyorError):
 
 
 class Conflict(ConveyorError):
-    """The request contradicts the stored state (e.g. an idempotency key reused with another body)."""
+    """The request contradicts stored state (e.g. an idempotency key reused with another body)."""
 
 
 class ActionError(ConveyorError):

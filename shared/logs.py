@@ -20,6 +20,16 @@ from shared.settings import LogFormat, Settings
 _configured = False
 
 
+class _Stderr:
+    """Writes to whatever ``sys.stderr`` is at the time (test runners and daemons swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(settings: Settings, *, force: bool = False) -> None:
     """Configure structlog and the stdlib root logger. Idempotent unless ``force``."""
     global _configured  # noqa: PLW0603  (one configuration per process, by design)
@@ -40,10 +50,10 @@ def configure_logging(settings: Settings, *, force: bool = False) -> None:
     structlog.configure(
         processors=[*shared_processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_Stderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],

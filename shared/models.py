@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -82,7 +82,10 @@ def _enum(enum_class: type[Any], name: str) -> Enum:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONType,
+    }
 
 
 class Workflow(Base):
@@ -120,9 +123,7 @@ class Execution(Base):
     __tablename__ = "executions"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    workflow_id: Mapped[int | None] = mapped_column(
-        ForeignKey("workflows.id", ondelete="SET NULL")
-    )
+    workflow_id: Mapped[int | None] = mapped_column(ForeignKey("workflows.id", ondelete="SET NULL"))
     workflow_name: Mapped[str | None] = mapped_column(String(63))
     trigger: Mapped[Trigger] = mapped_column(_enum(Trigger, "execution_trigger"))
     scheduled_for: Mapped[datetime | None]

@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigurationError
 
@@ -71,10 +71,24 @@ class Settings(BaseSettings):
     max_delay_seconds: int = Field(
         default=900, ge=0, le=900, description="Longest SQS DelaySeconds (AWS maximum 900)."
     )
+    recovery_attempts: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Extra claims allowed beyond max_attempts for runs whose worker died.",
+    )
+    function_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated modules the worker imports to register python functions.",
+    )
 
     # Scheduler
     tick_batch_size: int = Field(default=500, ge=1, le=10000)
     enqueue_parallelism: int = Field(default=4, ge=1, le=64)
+    outbox_grace_seconds: int = Field(
+        default=30, ge=0, le=3600, description="Age before the sweeper resends a pending run."
+    )
+    publish_backlog_metric: bool = Field(default=True)
 
     # Actions / providers
     anthropic_api_key: SecretStr | None = None
@@ -87,12 +101,22 @@ class Settings(BaseSettings):
 
     # API
     api_url: str | None = None
+    api_key: SecretStr | None = Field(
+        default=None, description="API key the CLI sends to CONVEYOR_API_URL (or an ARN)."
+    )
     cors_origins: list[str] = Field(default_factory=list)
     jwt_secret: SecretStr | None = None
 
     # Ops
     ecs_cluster: str | None = None
     ecs_service: str | None = None
+
+    @field_validator("function_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -113,7 +137,13 @@ class Settings(BaseSettings):
         return self.resolved_database_url.startswith("sqlite")
 
 
-SECRET_FIELDS = ("database_url", "anthropic_api_key", "webhook_secrets", "jwt_secret")
+SECRET_FIELDS = (
+    "database_url",
+    "anthropic_api_key",
+    "webhook_secrets",
+    "jwt_secret",
+    "api_key",
+)
 
 
 def is_secret_reference(value: str) -> bool:

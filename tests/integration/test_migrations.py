@@ -17,9 +17,7 @@ from shared.models import Base
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def empty_db_url(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> str:
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'empty.db'}"
     create: Callable[..., str] = request.getfixturevalue("create_pg_database")
