@@ -72,7 +72,12 @@ class SchedulerService:
     ) -> None:
         self.settings = settings
         self.publisher = publisher
-        self.ticker = Ticker(sessions, publisher, batch_size=settings.tick_batch_size)
+        self.ticker = Ticker(
+            sessions,
+            publisher,
+            batch_size=settings.tick_batch_size,
+            parallelism=settings.tick_parallelism,
+        )
         self.sweeper = Sweeper(
             sessions,
             publisher,

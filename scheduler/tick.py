@@ -15,32 +15,31 @@ One tick, batch by batch, each batch one transaction:
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from scheduler.timing import TimingCache, WorkflowTiming
+from scheduler.bulk import Advance, PlannedRun, write
+from scheduler.timing import TimingCache, WorkflowTiming, timing_documents
 from shared.executions import BUFFERED, dispatch
 from shared.logs import get_logger
-from shared.models import Execution, ExecutionEvent, Workflow
+from shared.models import Execution, Workflow
 from shared.queue import ExecutionPublisher
-from shared.status import ACTIVE_STATUSES, ExecutionStatus, Trigger
+from shared.schedule import Schedule
+from shared.status import ACTIVE_STATUSES, ExecutionStatus
 
 log = get_logger(__name__)
 
 MAX_FIRES_PER_WORKFLOW = 1000
 """Fires enumerated per workflow per batch; a longer outage continues on the next batch."""
-
-workflows_table: Table = Workflow.__table__  # type: ignore[assignment]
-executions_table: Table = Execution.__table__  # type: ignore[assignment]
-events_table: Table = ExecutionEvent.__table__  # type: ignore[assignment]
 
 
 @dataclass
@@ -55,27 +54,71 @@ class FireReport:
     stopped_early: bool = False
     new_runs: list[uuid.UUID] = field(default_factory=list)
 
+    def merge(self, other: FireReport) -> None:
+        self.claimed += other.claimed
+        self.fired += other.fired
+        self.buffered += other.buffered
+        self.skipped += other.skipped
+        self.enqueued += other.enqueued
+        self.enqueue_failed += other.enqueue_failed
+        self.new_runs.extend(other.new_runs)
 
-def _insert(session: Session) -> Any:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(executions_table).on_conflict_do_nothing(
-        index_elements=["workflow_id", "scheduled_for"]
-    )
+
+_ACTIVE_COUNTS = text(
+    """
+    SELECT workflow_id,
+           count(*) FILTER (WHERE NOT (status = 'pending' AND reason IS NOT DISTINCT FROM
+                                       'buffered')),
+           count(*) FILTER (WHERE status = 'pending' AND reason IS NOT DISTINCT FROM 'buffered')
+    FROM executions
+    WHERE workflow_id = ANY(CAST(:ids AS bigint[]))
+      AND status IN ('pending', 'queued', 'running', 'retrying')
+    GROUP BY workflow_id
+    """
+)
 
 
 def _active_counts(session: Session, ids: list[int]) -> dict[int, tuple[int, int]]:
     """(active not buffered, buffered) executions per workflow in ``ids``."""
-    is_buffered = (Execution.status == ExecutionStatus.PENDING) & (Execution.reason == BUFFERED)
-    rows = session.execute(
-        select(
-            Execution.workflow_id,
-            func.sum(case((is_buffered, 0), else_=1)),
-            func.sum(case((is_buffered, 1), else_=0)),
-        )
-        .where(Execution.workflow_id.in_(ids), Execution.status.in_(ACTIVE_STATUSES))
-        .group_by(Execution.workflow_id)
-    )
+    if not ids:
+        return {}
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(_ACTIVE_COUNTS, {"ids": ids}).all()
+    else:
+        is_buffered = (Execution.status == ExecutionStatus.PENDING) & (Execution.reason == BUFFERED)
+        rows = session.execute(
+            select(
+                Execution.workflow_id,
+                func.sum(case((is_buffered, 0), else_=1)),
+                func.sum(case((is_buffered, 1), else_=0)),
+            )
+            .where(Execution.workflow_id.in_(ids), Execution.status.in_(ACTIVE_STATUSES))
+            .group_by(Execution.workflow_id)
+        ).all()
     return {int(wid): (int(active), int(buffered)) for wid, active, buffered in rows}
+
+
+Window = tuple[list[datetime], datetime | None]
+
+
+class WindowMemo:
+    """Fire times per (schedule, last, until) within one tick.
+
+    Workflows that share an expression and a cursor (every ``0 * * * *`` job due this hour)
+    share one computation; schedules are cached objects, so ``id`` identifies them.
+    """
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[int, datetime, datetime], Window] = {}
+
+    def window(self, schedule: Schedule, last: datetime, until: datetime) -> Window:
+        key = (id(schedule), last, until)
+        found = self._windows.get(key)
+        if found is None:
+            fires = schedule.fire_times(last, until, limit=MAX_FIRES_PER_WORKFLOW)
+            following = schedule.next_after(fires[-1] if fires else last)
+            found = self._windows[key] = (fires, following)
+        return found
 
 
 class Ticker:
@@ -86,18 +129,18 @@ class Ticker:
         sessions: sessionmaker[Session],
         publisher: ExecutionPublisher | None,
         *,
-        batch_size: int = 500,
+        batch_size: int = 1000,
+        parallelism: int = 1,
         cache: TimingCache | None = None,
     ) -> None:
         self.sessions = sessions
         self.publisher = publisher
         self.batch_size = batch_size
+        self.parallelism = parallelism
         self.cache = cache or TimingCache()
 
-    def _timings(
-        self, session: Session, rows: list[Any]
-    ) -> dict[int, tuple[WorkflowTiming, dict[str, Any]]]:
-        found: dict[int, tuple[WorkflowTiming, dict[str, Any]]] = {}
+    def _timings(self, session: Session, rows: list[Any]) -> dict[int, WorkflowTiming]:
+        found: dict[int, WorkflowTiming] = {}
         missing: list[Any] = []
         for row in rows:
             cached = self.cache.get(row.id, row.version)
@@ -106,22 +149,19 @@ class Ticker:
             else:
                 found[row.id] = cached
         if missing:
-            documents: dict[int, dict[str, Any]] = {
-                ident: document
-                for ident, document in session.execute(
-                    select(Workflow.id, Workflow.definition).where(
-                        Workflow.id.in_([row.id for row in missing])
-                    )
+            for row, (document, max_attempts) in zip(
+                missing, timing_documents(session, [row.id for row in missing]), strict=True
+            ):
+                timing = WorkflowTiming.from_document(
+                    row.name, document, row.created_at, max_attempts=max_attempts
                 )
-            }
-            for row in missing:
-                document = documents[row.id]
-                timing = WorkflowTiming.from_document(row.name, document, row.created_at)
-                self.cache.put(row.id, row.version, timing, document)
-                found[row.id] = (timing, document)
+                self.cache.put(row.id, row.version, timing)
+                found[row.id] = timing
         return found
 
-    def fire_batch(self, session: Session, now: datetime, report: FireReport) -> int:
+    def fire_batch(
+        self, session: Session, now: datetime, report: FireReport, memo: WindowMemo
+    ) -> int:
         """Claim up to one batch of due workflows and record their fires (caller commits)."""
         rows = list(
             session.execute(
@@ -145,149 +185,61 @@ class Ticker:
         if not rows:
             return 0
         timings = self._timings(session, rows)
-        counts = _active_counts(session, [row.id for row in rows])
-        executions: list[dict[str, Any]] = []
-        advances: list[dict[str, Any]] = []
-        for row in rows:
-            timing, document = timings[row.id]
-            executions += self._plan(
-                row,
-                timing,
-                document=document,
-                counts=counts.get(row.id, (0, 0)),
-                now=now,
-                advances=advances,
-            )
-        report.claimed += len(rows)
-        if executions:
-            inserted = session.execute(
-                _insert(session).returning(
-                    executions_table.c.id, executions_table.c.status, executions_table.c.reason
-                ),
-                executions,
-            ).all()
-            events = []
-            for ident, status, reason in inserted:
-                if status is ExecutionStatus.SKIPPED:
-                    report.skipped += 1
-                    events.append(
-                        {
-                            "execution_id": ident,
-                            "kind": "skipped",
-                            "at": now,
-                            "message": f"not run: {reason}",
-                        }
-                    )
-                elif reason == BUFFERED:
-                    report.buffered += 1
-                    events.append(
-                        {
-                            "execution_id": ident,
-                            "kind": "buffered",
-                            "at": now,
-                            "message": "waiting for the active run to end",
-                        }
-                    )
-                else:
-                    report.fired += 1
-                    report.new_runs.append(ident)
-                    events.append(
-                        {
-                            "execution_id": ident,
-                            "kind": "created",
-                            "at": now,
-                            "message": "scheduled run",
-                        }
-                    )
-            if events:
-                session.execute(events_table.insert(), events)
-        session.execute(
-            update(workflows_table)
-            .where(workflows_table.c.id == bindparam("b_id"))
-            .values(
-                next_run_at=bindparam("b_next"),
-                last_fire_at=bindparam("b_last"),
-            ),
-            advances,
+        # overlap: allow never looks at what is running, so it costs no query
+        counts = _active_counts(
+            session, [row.id for row in rows if timings[row.id].overlap.mode != "allow"]
         )
+        runs: list[PlannedRun] = []
+        advances: list[Advance] = []
+        for row in rows:
+            self._plan(row, timings[row.id], counts.get(row.id, (0, 0)), now, memo, runs, advances)
+        report.claimed += len(rows)
+        for ident, kind in write(session, runs, advances, now):
+            if kind == "skipped":
+                report.skipped += 1
+            elif kind == "buffered":
+                report.buffered += 1
+            else:
+                report.fired += 1
+                report.new_runs.append(ident)
         return len(rows)
 
+    @staticmethod
     def _plan(
-        self,
         row: Any,
         timing: WorkflowTiming,
-        *,
-        document: dict[str, Any],
         counts: tuple[int, int],
         now: datetime,
-        advances: list[dict[str, Any]],
-    ) -> list[dict[str, Any]]:
+        memo: WindowMemo,
+        runs: list[PlannedRun],
+        advances: list[Advance],
+    ) -> None:
         schedule = timing.schedule
         last = row.last_fire_at or row.created_at
-        if schedule is None:  # schedule removed while due: stop scheduling
-            advances.append({"b_id": row.id, "b_next": None, "b_last": last})
-            return []
-        fires = schedule.fire_times(last, now - timing.jitter, limit=MAX_FIRES_PER_WORKFLOW)
-        newest = fires[-1] if fires else last
-        following = schedule.next_after(newest)
+        if schedule is None:  # the schedule was removed while due: stop scheduling
+            advances.append(Advance(row.id, None, last))
+            return
+        fires, following = memo.window(schedule, last, now - timing.jitter)
         advances.append(
-            {
-                "b_id": row.id,
-                "b_next": None if following is None else following + timing.jitter,
-                "b_last": newest,
-            }
+            Advance(
+                row.id,
+                None if following is None else following + timing.jitter,
+                fires[-1] if fires else last,
+            )
         )
         if not fires:
-            return []
+            return
         catchup = timing.catchup.decide(fires, now)
         active, buffered = counts
         overlap = timing.overlap.decide(catchup.run, active=active, buffered=buffered)
-        base = {
-            "workflow_id": row.id,
-            "workflow_name": row.name,
-            "trigger": Trigger.SCHEDULE,
-            "definition": document,
-            "input": timing.input,
-            "attempt": 0,
-            "max_attempts": timing.max_attempts,
-            "cancel_requested": False,
-            "created_at": now,
-            "updated_at": now,
-        }
-        planned = [
-            {
-                **base,
-                "id": uuid.uuid4(),
-                "scheduled_for": fire,
-                "status": ExecutionStatus.PENDING,
-                "reason": None,
-            }
-            for fire in overlap.run
-        ]
-        planned += [
-            {
-                **base,
-                "id": uuid.uuid4(),
-                "scheduled_for": fire,
-                "status": ExecutionStatus.PENDING,
-                "reason": BUFFERED,
-            }
-            for fire in overlap.buffer
-        ]
-        planned += [
-            {
-                **base,
-                "id": uuid.uuid4(),
-                "scheduled_for": fire,
-                "status": ExecutionStatus.SKIPPED,
-                "reason": reason,
-                "finished_at": now,
-            }
-            for fire, reason in (*catchup.skipped, *overlap.skipped)
-        ]
-        for item in planned:
-            item.setdefault("finished_at", None)
-        return planned
+        ident, name, attempts = row.id, row.name, timing.max_attempts
+        pending, skipped = ExecutionStatus.PENDING, ExecutionStatus.SKIPPED
+        for fire in overlap.run:
+            runs.append(PlannedRun(ident, name, fire, pending, None, attempts))
+        for fire in overlap.buffer:
+            runs.append(PlannedRun(ident, name, fire, pending, BUFFERED, attempts))
+        for fire, reason in (*catchup.skipped, *overlap.skipped):
+            runs.append(PlannedRun(ident, name, fire, skipped, reason, attempts))
 
     def fire_due(
         self,
@@ -298,25 +250,41 @@ class Ticker:
     ) -> FireReport:
         """Fire every due workflow, batch by batch, enqueueing after each commit.
 
-        ``time_left`` (seconds; e.g. from the Lambda context) stops claiming when the
-        invocation is about to end; what is still due is counted in ``remaining``.
+        ``parallelism`` sessions claim batches side by side (``SKIP LOCKED`` keeps them apart),
+        so the database writes one batch while Python plans the next. ``time_left`` (seconds;
+        e.g. from the Lambda context) stops claiming when the invocation is about to end; what
+        is still due is counted in ``remaining``.
         """
         report = FireReport()
-        while True:
-            if time_left is not None and time_left() < min_seconds_left:
-                report.stopped_early = True
-                report.remaining = self.count_due(now)
-                break
-            before = len(report.new_runs)
-            with self.sessions() as session, session.begin():
-                claimed = self.fire_batch(session, now, report)
-            new_runs = report.new_runs[before:]
-            if new_runs and self.publisher is not None:
-                sent = dispatch(self.sessions, self.publisher, new_runs, now)
-                report.enqueued += len(sent.sent)
-                report.enqueue_failed += len(sent.failed)
-            if claimed < self.batch_size:
-                break
+        memo = WindowMemo()
+        lock = threading.Lock()
+
+        def claim_until_done() -> None:
+            while True:
+                if time_left is not None and time_left() < min_seconds_left:
+                    with lock:
+                        report.stopped_early = True
+                    return
+                batch = FireReport()
+                with self.sessions() as session, session.begin():
+                    claimed = self.fire_batch(session, now, batch, memo)
+                if batch.new_runs and self.publisher is not None:
+                    sent = dispatch(self.sessions, self.publisher, batch.new_runs, now)
+                    batch.enqueued += len(sent.sent)
+                    batch.enqueue_failed += len(sent.failed)
+                with lock:
+                    report.merge(batch)
+                if claimed < self.batch_size:
+                    return
+
+        if self.parallelism == 1:
+            claim_until_done()
+        else:
+            with ThreadPoolExecutor(self.parallelism, thread_name_prefix="tick") as pool:
+                for future in [pool.submit(claim_until_done) for _ in range(self.parallelism)]:
+                    future.result()
+        if report.stopped_early:
+            report.remaining = self.count_due(now)
         return report
 
     def count_due(self, now: datetime) -> int:

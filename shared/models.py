@@ -80,6 +80,13 @@ def _enum(enum_class: type[Any], name: str) -> Enum:
     )
 
 
+def _partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    """An index over the rows matching ``where``, on PostgreSQL and SQLite alike."""
+    return Index(
+        name, *columns, unique=unique, postgresql_where=text(where), sqlite_where=text(where)
+    )
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
@@ -138,7 +145,7 @@ class Execution(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=1)
-    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     worker_id: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None]
@@ -159,12 +166,26 @@ class Execution(Base):
         back_populates="execution", order_by="ExecutionEvent.id", passive_deletes=True
     )
 
+    # Partial indexes keep the hot insert path (the tick writes thousands of rows a second, most
+    # of them never retried, leased or keyed) to the few indexes every row needs.
     __table_args__ = (
         UniqueConstraint("workflow_id", "scheduled_for"),
-        Index("ix_executions_status_not_before", "status", "not_before"),
-        Index("ix_executions_status_lease", "status", "lease_expires_at"),
-        Index("ix_executions_workflow_status", "workflow_id", "status"),
+        _partial_index(
+            "uq_executions_idempotency_key",
+            "idempotency_key",
+            unique=True,
+            where="idempotency_key IS NOT NULL",
+        ),
+        _partial_index(
+            "ix_executions_active",
+            "workflow_id",
+            where="status IN ('pending', 'queued', 'running', 'retrying')",
+        ),
+        _partial_index("ix_executions_pending", "updated_at", where="status = 'pending'"),
+        _partial_index("ix_executions_retrying", "not_before", where="status = 'retrying'"),
+        _partial_index("ix_executions_running", "lease_expires_at", where="status = 'running'"),
         Index("ix_executions_created", "created_at", "id"),
+        Index("ix_executions_workflow_created", "workflow_name", "created_at", "id"),
     )
 
 

@@ -153,7 +153,9 @@ def parse_schedule(
     if dst not in ("vixie", "skip"):
         raise InvalidSchedule(f"unknown DST rule {dst!r}: expected 'vixie' or 'skip'")
     if anchor is not None:
-        anchor = _aware(anchor, "anchor")
+        # only rate() uses the anchor; dropping it elsewhere lets every workflow with the
+        # same cron expression share one cached schedule
+        anchor = _aware(anchor, "anchor") if expression.strip().startswith("rate(") else None
     return _parse_cached(expression, timezone, dst, anchor)
 
 

@@ -14,6 +14,32 @@ from sqlalchemy.dialects import postgresql
 JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
+# Partial indexes: the tick's insert path only touches the indexes every row needs.
+EXECUTION_PARTIAL_INDEXES = [
+    ("uq_executions_idempotency_key", "idempotency_key", "idempotency_key IS NOT NULL", True),
+    (
+        "ix_executions_active",
+        "workflow_id",
+        "status IN ('pending', 'queued', 'running', 'retrying')",
+        False,
+    ),
+    ("ix_executions_pending", "updated_at", "status = 'pending'", False),
+    ("ix_executions_retrying", "not_before", "status = 'retrying'", False),
+    ("ix_executions_running", "lease_expires_at", "status = 'running'", False),
+]
+
+
+def _partial_index(name: str, table: str, column: str, where: str, *, unique: bool) -> None:
+    op.create_index(
+        name,
+        table,
+        [column],
+        unique=unique,
+        postgresql_where=sa.text(where),
+        sqlite_where=sa.text(where),
+    )
+
+
 # revision identifiers, used by Alembic.
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -151,22 +177,16 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_executions")),
-        sa.UniqueConstraint("idempotency_key", name=op.f("uq_executions_idempotency_key")),
         sa.UniqueConstraint(
             "workflow_id", "scheduled_for", name=op.f("uq_executions_workflow_id_scheduled_for")
         ),
     )
-    with op.batch_alter_table("executions", schema=None) as batch_op:
-        batch_op.create_index("ix_executions_created", ["created_at", "id"], unique=False)
-        batch_op.create_index(
-            "ix_executions_status_lease", ["status", "lease_expires_at"], unique=False
-        )
-        batch_op.create_index(
-            "ix_executions_status_not_before", ["status", "not_before"], unique=False
-        )
-        batch_op.create_index(
-            "ix_executions_workflow_status", ["workflow_id", "status"], unique=False
-        )
+    op.create_index("ix_executions_created", "executions", ["created_at", "id"])
+    op.create_index(
+        "ix_executions_workflow_created", "executions", ["workflow_name", "created_at", "id"]
+    )
+    for name, column, where, unique in EXECUTION_PARTIAL_INDEXES:
+        _partial_index(name, "executions", column, where, unique=unique)
 
     op.create_table(
         "execution_events",
@@ -261,11 +281,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_execution_events_execution_id"))
 
     op.drop_table("execution_events")
-    with op.batch_alter_table("executions", schema=None) as batch_op:
-        batch_op.drop_index("ix_executions_workflow_status")
-        batch_op.drop_index("ix_executions_status_not_before")
-        batch_op.drop_index("ix_executions_status_lease")
-        batch_op.drop_index("ix_executions_created")
+    for name, *_ in EXECUTION_PARTIAL_INDEXES:
+        op.drop_index(name, table_name="executions")
+    op.drop_index("ix_executions_workflow_created", table_name="executions")
+    op.drop_index("ix_executions_created", table_name="executions")
 
     op.drop_table("executions")
     op.drop_table("api_key_usage")

@@ -326,3 +326,12 @@ def test_executions_inserted_by_the_tick_carry_the_frozen_definition(pg_sessions
     assert row.trigger.value == "schedule"
     with pg_sessions() as session:
         assert session.scalar(select(func.count()).select_from(Execution)) == 1
+
+
+def test_a_ticker_with_parallel_sessions_fires_each_due_workflow_once(pg_sessions) -> None:
+    bulk_workflows(pg_sessions, 700, minute(1))
+    report = Ticker(pg_sessions, None, batch_size=64, parallelism=3).fire_due(minute(1))
+    assert (report.claimed, report.fired) == (700, 700)
+    rows = executions(pg_sessions)
+    assert len(rows) == 700
+    assert len({row.workflow_id for row in rows}) == 700
