@@ -28,13 +28,13 @@ install: $(STAMP) ## create .venv and install Conveyor with every group (quick w
 run: install ## run the whole system locally (SQLite, SQS on loopback, a worker, the scheduler, the API)
 	$(VENV)/bin/conveyor dev
 
-test: install ## the whole suite: starts its own PostgreSQL and SQS endpoint
+test: install tf-validate ## the whole suite: starts its own PostgreSQL and SQS endpoint
 	$(VENV)/bin/pytest -m "not bench" $(PYTEST_ARGS)
 
 test-fast: install ## unit tests only
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
-lint: install ## ruff (lint + format check)
+lint: install tf-fmt tf-checkov docker-lint ## ruff, terraform fmt, checkov, hadolint
 	$(VENV)/bin/ruff check $(CODE)
 	$(VENV)/bin/ruff format --check $(CODE)
 
@@ -49,4 +49,4 @@ clean: ## remove the venv, caches and local state
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -rf *.egg-info
 
--include terraform/terraform.mk
+include terraform/terraform.mk

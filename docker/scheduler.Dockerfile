@@ -1,0 +1,26 @@
+# Conveyor scheduler: the EventBridge tick, as a container-image Lambda.
+# Build from the repository root:  docker build -f docker/scheduler.Dockerfile -t conveyor-scheduler .
+ARG LAMBDA_IMAGE=public.ecr.aws/lambda/python:3.12
+
+# ---------------------------------------------------------------- dependencies (cached until pyproject.toml changes)
+FROM ${LAMBDA_IMAGE} AS deps
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+COPY pyproject.toml /src/pyproject.toml
+# The runtime dependencies plus the "scheduler" optional group only, read from pyproject.toml.
+RUN python -c "import tomllib; p = tomllib.load(open('/src/pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['scheduler']))" > /tmp/requirements.txt \
+ && pip install --no-cache-dir --target /opt/deps -r /tmp/requirements.txt
+
+# ---------------------------------------------------------------- the project itself
+FROM deps AS build
+COPY . /src
+RUN pip install --no-cache-dir --no-deps --target /opt/app /src
+
+# ---------------------------------------------------------------- runtime: packages in the task root, no sources, no build tools
+FROM ${LAMBDA_IMAGE} AS runtime
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    CONVEYOR_LOG_FORMAT=json
+COPY --from=deps /opt/deps ${LAMBDA_TASK_ROOT}
+COPY --from=build /opt/app ${LAMBDA_TASK_ROOT}
+CMD ["scheduler.handler.handler"]
