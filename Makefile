@@ -10,7 +10,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS ?= worker,api,dev
 PYTEST_ARGS ?=
-CODE := shared scheduler worker api conveyor_cli migrations tests
+CODE := shared scheduler worker api conveyor_cli migrations tests examples
 
 .PHONY: help install run test test-fast lint typecheck bench clean
 

@@ -19,7 +19,7 @@ from shared.database import create_engine_from_settings, session_factory, transa
 from shared.errors import ConfigurationError, ConveyorError, InvalidInput, NotFound
 from shared.executions import dispatch
 from shared.queue import ExecutionPublisher, publisher_from_settings
-from shared.settings import Settings
+from shared.settings import Settings, resolve_secrets
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -29,9 +29,18 @@ EXIT_CONFIG = 3
 
 @dataclass
 class CliContext:
-    settings: Settings
+    raw_settings: Settings
+    """The settings as read from the environment, secret references unresolved."""
+    _settings: Settings | None = field(default=None, init=False)
     _engine: Engine | None = field(default=None, init=False)
     _publisher: ExecutionPublisher | None = field(default=None, init=False)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings with secrets resolved, on first use (so `worker --check` stays local)."""
+        if self._settings is None:
+            self._settings = resolve_secrets(self.raw_settings)
+        return self._settings
 
     @property
     def engine(self) -> Engine:

@@ -13,7 +13,7 @@ import click
 from conveyor_cli.context import CliContext, fail
 from shared.errors import ConveyorError
 from shared.logs import configure_logging
-from shared.settings import load_settings
+from shared.settings import read_settings
 
 
 class ConveyorGroup(click.Group):
@@ -31,7 +31,7 @@ class ConveyorGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Conveyor: cron workflows and on-demand tasks on AWS (Celery on SQS, PostgreSQL)."""
-    settings = load_settings()
+    settings = read_settings()  # secrets are resolved when a command first needs them
     configure_logging(settings)
     state = CliContext(settings)
     ctx.obj = state
@@ -39,10 +39,15 @@ def cli(ctx: click.Context) -> None:
 
 
 def _register() -> None:
+    from conveyor_cli.api import api_command  # noqa: PLC0415
+    from conveyor_cli.apikeys import apikey  # noqa: PLC0415
     from conveyor_cli.database import db  # noqa: PLC0415
+    from conveyor_cli.dev import dev_command  # noqa: PLC0415
     from conveyor_cli.executions import executions  # noqa: PLC0415
+    from conveyor_cli.fleet import dlq, workers  # noqa: PLC0415
     from conveyor_cli.scheduler import scheduler  # noqa: PLC0415
     from conveyor_cli.schedules import schedule  # noqa: PLC0415
+    from conveyor_cli.tasks import task  # noqa: PLC0415
     from conveyor_cli.workers import worker_command  # noqa: PLC0415
     from conveyor_cli.workflows import workflow  # noqa: PLC0415
 
@@ -53,6 +58,12 @@ def _register() -> None:
         scheduler,
         executions,
         worker_command,
+        task,
+        apikey,
+        api_command,
+        dev_command,
+        workers,
+        dlq,
     ):
         cli.add_command(command)
 

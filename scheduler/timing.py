@@ -27,10 +27,11 @@ def _duration(value: Any) -> timedelta | None:
 
 
 def max_attempts_of(document: dict[str, Any]) -> int:
+    """Claims a run may need: one, plus every step's retries (as shared.executions counts)."""
     default = (document.get("retry") or {}).get("max_attempts", 1)
-    return max(
-        int((step.get("retry") or {}).get("max_attempts", default))
-        for step in document.get("steps", [{}])
+    return 1 + sum(
+        int((step.get("retry") or {}).get("max_attempts", default)) - 1
+        for step in document.get("steps", [])
     )
 
 
@@ -106,14 +107,15 @@ class TimingCache:
 
 
 # The timing fields of a stored definition, decoded by PostgreSQL: steps, input and templates
-# (the bulk of a document) never cross the wire; max_attempts is folded over the steps in SQL.
+# (the bulk of a document) never cross the wire; max_attempts is summed over the steps in SQL.
 _PG_TIMING = text(
     """
     SELECT w.id,
            w.definition - 'steps' - 'input' - 'description' - 'webhooks',
-           (SELECT max(coalesce((s -> 'retry' ->> 'max_attempts')::int,
-                                (w.definition -> 'retry' ->> 'max_attempts')::int, 1))
-            FROM jsonb_array_elements(w.definition -> 'steps') AS s)
+           1 + (SELECT coalesce(sum(coalesce((s -> 'retry' ->> 'max_attempts')::int,
+                                             (w.definition -> 'retry' ->> 'max_attempts')::int,
+                                             1) - 1), 0)
+                FROM jsonb_array_elements(w.definition -> 'steps') AS s)
     FROM workflows AS w WHERE w.id = ANY(CAST(:ids AS bigint[]))
     """
 )

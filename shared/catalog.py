@@ -13,7 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.definition import WorkflowDefinition, parse_definition
+from shared.definition import WorkflowDefinition, load_stored_definition
 from shared.errors import NotFound
 from shared.models import Execution, Workflow
 from shared.schedule import Schedule, jitter_offset, parse_schedule
@@ -29,7 +29,7 @@ def schedule_of(definition: WorkflowDefinition, anchor: datetime) -> Schedule | 
 
 
 def definition_of(workflow: Workflow) -> WorkflowDefinition:
-    return parse_definition(workflow.definition, source=f"<workflow {workflow.name}>")
+    return load_stored_definition(workflow.definition, source=f"<workflow {workflow.name}>")
 
 
 def next_fire_after(

@@ -11,9 +11,13 @@ The reference for users is ``docs/workflows.md``.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import keyword
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -869,3 +873,29 @@ def load_definition_files(path: Path) -> list[tuple[Path, WorkflowDefinition]]:
     if problems:
         raise InvalidDefinition(problems)
     return loaded
+
+
+_STORED_CACHE_SIZE = 4096
+_stored: OrderedDict[bytes, WorkflowDefinition] = OrderedDict()
+_stored_lock = threading.Lock()
+
+
+def load_stored_definition(document: dict[str, Any], *, source: str) -> WorkflowDefinition:
+    """A definition read back from the database (already valid when it was stored), memoised by
+    content: a worker or API process validates each distinct document once, not per run.
+    Definitions are frozen, so sharing one object is safe."""
+    key = hashlib.blake2b(
+        json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode(),
+        digest_size=16,
+    ).digest()
+    with _stored_lock:
+        found = _stored.get(key)
+        if found is not None:
+            _stored.move_to_end(key)
+            return found
+    definition = parse_definition(document, source=source)
+    with _stored_lock:
+        _stored[key] = definition
+        while len(_stored) > _STORED_CACHE_SIZE:
+            _stored.popitem(last=False)
+    return definition

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.catalog import get_workflow, iso
+from shared.catalog import definition_of, get_workflow, iso
 from shared.definition import WorkflowDefinition, parse_definition
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.models import Execution, ExecutionEvent, Workflow
@@ -78,7 +78,10 @@ def new_execution(
 ) -> Execution:
     """An execution row (not yet added to a session). The definition is frozen into the row."""
     merged_input = {**definition.input, **(run_input or {})}
-    max_attempts = max(definition.effective_retry(step).max_attempts for step in definition.steps)
+    # every step may use its whole retry budget: the claims a run may need in all
+    max_attempts = 1 + sum(
+        definition.effective_retry(step).max_attempts - 1 for step in definition.steps
+    )
     return Execution(
         id=uuid.uuid4(),
         workflow_id=workflow.id if workflow is not None else None,
@@ -134,7 +137,7 @@ def start_workflow(
     if existing is not None:
         return Created(existing, created=False)
     workflow = get_workflow(session, workflow_name)
-    definition = parse_definition(workflow.definition, source=f"<workflow {workflow.name}>")
+    definition = definition_of(workflow)
     execution = new_execution(
         definition=definition,
         workflow=workflow,

@@ -63,7 +63,15 @@ def configure_logging(settings: Settings, *, force: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(level, logging.INFO) if level < logging.INFO else level)
-    for noisy in ("botocore", "boto3", "urllib3", "sqlalchemy.engine", "alembic"):
+    for noisy in (
+        "botocore",
+        "boto3",
+        "urllib3",
+        "httpx",
+        "httpcore",
+        "sqlalchemy.engine",
+        "alembic",
+    ):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     structlog.contextvars.bind_contextvars(environment=settings.environment)
     _configured = True

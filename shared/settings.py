@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     visibility_timeout_seconds: int = Field(default=3900, ge=30, le=43200)
     worker_concurrency: int = Field(default=4, ge=1, le=256)
     worker_polling_interval: float = Field(default=0.05, gt=0, le=20)
+    worker_alive_file: Path = Field(
+        default=Path("/tmp/conveyor-worker.alive"),  # noqa: S108  (the container's writable /tmp)
+        description="File the worker touches every heartbeat_seconds; `worker --check` reads it.",
+    )
     max_delay_seconds: int = Field(
         default=900, ge=0, le=900, description="Longest SQS DelaySeconds (AWS maximum 900)."
     )
@@ -180,12 +184,21 @@ def resolve_secret(reference: str, *, region: str, session: Any = None) -> str:
         raise ConfigurationError(f"cannot resolve secret {reference}: {exc}") from exc
 
 
-def load_settings(*, session: Any = None, **overrides: Any) -> Settings:
-    """Build the settings from the environment (plus overrides) and resolve secret references."""
+def read_settings(**overrides: Any) -> Settings:
+    """The settings from the environment (plus overrides), secret references left unresolved."""
     try:
-        settings = Settings(**overrides)
+        return Settings(**overrides)
     except ValueError as exc:
         raise ConfigurationError(f"invalid configuration: {exc}") from exc
+
+
+def load_settings(*, session: Any = None, **overrides: Any) -> Settings:
+    """Build the settings from the environment (plus overrides) and resolve secret references."""
+    return resolve_secrets(read_settings(**overrides), session=session)
+
+
+def resolve_secrets(settings: Settings, *, session: Any = None) -> Settings:
+    """Replace every secret reference (Secrets Manager ARN, SSM name) with its value."""
     resolved: dict[str, Any] = {}
     for name in SECRET_FIELDS:
         value = getattr(settings, name)

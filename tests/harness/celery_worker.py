@@ -31,9 +31,23 @@ class CeleryWorker:
         self.env = {**os.environ, **env}
         self.log_path = log_path
         self.args = [
-            sys.executable, "-m", "celery", "-A", "worker.app:app", "worker",
-            "--loglevel", "INFO", "--concurrency", str(concurrency), "--pool", pool,
-            "--hostname", hostname, "--without-heartbeat", "--without-gossip", "--without-mingle",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.app:app",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            pool,
+            "--hostname",
+            hostname,
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
         ]
         if include:
             self.args += ["--include", ",".join(include)]
@@ -51,7 +65,11 @@ class CeleryWorker:
         started = time.monotonic()
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                self.args, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                self.args,
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         wait_until(self._ready, timeout=timeout, what="celery worker ready")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from tests.harness.network import free_port, wait_until
 
 DUMMY_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105  (moto's dummy credentials)
+    "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
@@ -27,7 +28,8 @@ class MotoServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_env = dict(extra_env or {})
-        self.log_path = (log_dir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"moto-{self.port}.log"
+        directory = log_dir or Path(tempfile.gettempdir())
+        self.log_path = directory / f"moto-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def _ready(self) -> bool:

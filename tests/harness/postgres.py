@@ -77,15 +77,37 @@ class PostgresServer:
             for path in (self.tmp, self.sockdir):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
             self.tmp.chmod(0o755)
-        self._run("initdb", "-D", str(self.datadir), "-A", "trust", "-U", self.user,
-                  "-E", "UTF8", "--no-sync", "--locale=C")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-A",
+            "trust",
+            "-U",
+            self.user,
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        )
         options = (
             f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
             "-c shared_buffers=256MB"
         )
-        self._run("pg_ctl", "-D", str(self.datadir), "-o", options, "-l", str(self.logfile),
-                  "-w", "-t", "60", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.datadir),
+            "-o",
+            options,
+            "-l",
+            str(self.logfile),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         self.startup_seconds = time.monotonic() - started
         return self
 

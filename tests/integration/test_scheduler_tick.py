@@ -335,3 +335,46 @@ def test_a_ticker_with_parallel_sessions_fires_each_due_workflow_once(pg_session
     rows = executions(pg_sessions)
     assert len(rows) == 700
     assert len({row.workflow_id for row in rows}) == 700
+
+
+def test_a_scheduled_run_may_claim_once_plus_every_steps_retries(pg_sessions) -> None:
+    steps = [
+        {
+            "name": "a",
+            "action": "python",
+            "function": "conveyor.noop",
+            "retry": {"max_attempts": 3},
+        },
+        {"name": "b", "action": "python", "function": "conveyor.noop"},
+        {"name": "c", "action": "python", "function": "conveyor.noop"},
+    ]
+    apply(
+        pg_sessions,
+        {**definition("budget", "* * * * *"), "steps": steps, "retry": {"max_attempts": 2}},
+        T0,
+    )
+    Ticker(pg_sessions, None).fire_due(minute(1))
+    [row] = executions(pg_sessions)
+    assert row.max_attempts == 1 + (3 - 1) + (2 - 1) + (2 - 1)
+
+
+def test_the_tick_works_the_same_on_sqlite_and_postgresql(sessions) -> None:
+    apply(
+        sessions,
+        definition(
+            "both", "* * * * *", overlap="skip", catchup="latest", retry={"max_attempts": 2}
+        ),
+        T0,
+    )
+    ticker = Ticker(sessions, None)
+    first = ticker.fire_due(minute(1))
+    second = ticker.fire_due(minute(3))
+    assert (first.fired, second.fired, second.skipped) == (1, 0, 2)
+    rows = executions(sessions)
+    assert [(r.scheduled_for, r.status, r.reason) for r in rows] == [
+        (minute(1), PENDING, None),
+        (minute(2), SKIPPED, "missed"),
+        (minute(3), SKIPPED, "overlap"),
+    ]
+    assert rows[0].max_attempts == 2
+    assert rows[0].definition["name"] == "both"

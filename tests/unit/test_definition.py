@@ -764,7 +764,7 @@ def test_the_example_directory_loads_every_workflow() -> None:
     assert heartbeat.steps[0].function == "conveyor.heartbeat"
     assert by_name["daily-report"].schedule == "cron(0 9 * * ? *)"
     assert by_name["daily-report"].timezone == "Europe/Berlin"
-    assert [step.action for step in by_name["daily-report"].steps] == ["lambda", "agent", "http"]
+    assert [step.action for step in by_name["daily-report"].steps] == ["python", "agent", "http"]
     pipeline = by_name["pipeline"]
     assert pipeline.schedule == "rate(15 minutes)"
     assert [step.action for step in pipeline.steps] == ["python", "http", "python"]

@@ -1,0 +1,1 @@
+"""The API's routers: tasks, workflows, webhooks, and the public meta routes."""

@@ -1,0 +1,260 @@
+"""Starting tasks: one path for ``POST /tasks``, the batch, triggers, Lambda and EventBridge events.
+
+Outbox order (invariant 3): the execution row is committed first, then :func:`dispatch` sends the
+doorbell. A send that fails leaves the row ``pending`` and the scheduler's sweeper sends it, so
+the caller gets its 202 either way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.problems import Problem, conveyor_problem, problem_body
+from api.runtime import Runtime
+from api.schemas import BatchItem, BatchItemResult, Links, TaskAccepted, TaskRequest
+from shared.errors import Conflict, ConveyorError, InvalidInput
+from shared.executions import Created, dispatch, request_fingerprint, start_adhoc, start_workflow
+from shared.logs import get_logger
+from shared.models import Execution
+from shared.status import ExecutionStatus, Trigger
+
+log = get_logger("api")
+
+
+def task_link(execution_id: uuid.UUID | str) -> str:
+    return f"/tasks/{execution_id}"
+
+
+@dataclass(frozen=True)
+class Started:
+    id: uuid.UUID
+    status: ExecutionStatus
+    created: bool
+
+    def accepted(self) -> TaskAccepted:
+        return TaskAccepted(
+            id=str(self.id),
+            status=self.status,
+            created=self.created,
+            links=Links(self=task_link(self.id)),
+        )
+
+
+def _started(created: Created) -> Started:
+    execution = created.execution
+    return Started(execution.id, execution.status, created.created)
+
+
+def _fingerprint(request: TaskRequest) -> str:
+    return request_fingerprint(
+        {"workflow": request.workflow, "step": request.step, "input": request.input}
+    )
+
+
+def _create(
+    session: Session,
+    request: TaskRequest,
+    *,
+    trigger: Trigger,
+    now: datetime,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> Created:
+    if (request.workflow is None) == (request.step is None):
+        raise InvalidInput("body: give exactly one of 'workflow' or 'step'")
+    if request.workflow is not None:
+        return start_workflow(
+            session,
+            request.workflow,
+            trigger=trigger,
+            now=now,
+            run_input=request.input,
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint,
+        )
+    assert request.step is not None
+    return start_adhoc(
+        session,
+        request.step,
+        trigger=trigger,
+        now=now,
+        run_input=request.input,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+        source="<api> step",
+    )
+
+
+def _existing(session: Session, idempotency_key: str, fingerprint: str) -> Started:
+    """The task a concurrent request with the same key created (after a unique violation)."""
+    row = session.execute(
+        select(Execution.id, Execution.status, Execution.request_hash).where(
+            Execution.idempotency_key == idempotency_key
+        )
+    ).one_or_none()
+    if row is None:  # the other request rolled back; the caller may simply retry
+        raise Conflict(f"Idempotency-Key {idempotency_key!r} is in use by a concurrent request")
+    if row.request_hash != fingerprint:
+        raise Conflict(
+            f"Idempotency-Key {idempotency_key!r} was already used with a different request"
+        )
+    return Started(row.id, row.status, created=False)
+
+
+def send(runtime: Runtime, ids: Sequence[uuid.UUID], now: datetime) -> None:
+    """Ring the doorbells for committed executions; failures are left to the sweeper."""
+    if not ids:
+        return
+    if runtime.doorbell is not None:
+        runtime.doorbell.ring(ids)
+        return
+    dispatch_now(runtime, ids, now)
+
+
+def dispatch_now(runtime: Runtime, ids: Sequence[uuid.UUID], now: datetime) -> None:
+    """Send now (SendMessageBatch) and mark the accepted executions ``queued``."""
+    publisher = runtime.publisher
+    if publisher is None:
+        log.warning("dispatch_skipped", reason="no queue configured", executions=len(ids))
+        return
+    try:
+        report = dispatch(runtime.sessions, publisher, ids, now)
+    except Exception as exc:  # the rows are committed: the sweeper sends them later
+        log.warning("dispatch_failed", error=f"{type(exc).__name__}: {exc}", executions=len(ids))
+        return
+    if report.failed:
+        log.warning(
+            "dispatch_failed",
+            executions=len(report.failed),
+            error=next(iter(report.failed.values())),
+        )
+
+
+def submit(
+    runtime: Runtime,
+    request: TaskRequest,
+    *,
+    trigger: Trigger,
+    now: datetime,
+    idempotency_key: str | None = None,
+) -> Started:
+    """Create (or find, by idempotency key) one task, commit, then dispatch it."""
+    fingerprint = _fingerprint(request)
+    try:
+        with runtime.sessions() as session, session.begin():
+            started = _started(
+                _create(
+                    session,
+                    request,
+                    trigger=trigger,
+                    now=now,
+                    idempotency_key=idempotency_key,
+                    fingerprint=fingerprint,
+                )
+            )
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        with runtime.sessions() as session:
+            return _existing(session, idempotency_key, fingerprint)
+    if started.created:
+        send(runtime, [started.id], now)
+    return started
+
+
+def submit_batch(
+    runtime: Runtime,
+    items: Sequence[BatchItem],
+    *,
+    trigger: Trigger,
+    now: datetime,
+    key_namespace: str,
+) -> list[BatchItemResult]:
+    """Create each item under its own savepoint (a bad item loses only itself), then one send."""
+    results: list[BatchItemResult] = []
+    to_send: list[uuid.UUID] = []
+    with runtime.sessions() as session, session.begin():
+        for index, item in enumerate(items):
+            key = f"{key_namespace}/{item.idempotency_key}" if item.idempotency_key else None
+            fingerprint = _fingerprint(item)
+            try:
+                try:
+                    with session.begin_nested():
+                        started = _started(
+                            _create(
+                                session,
+                                item,
+                                trigger=trigger,
+                                now=now,
+                                idempotency_key=key,
+                                fingerprint=fingerprint,
+                            )
+                        )
+                except IntegrityError:
+                    if key is None:
+                        raise
+                    started = _existing(session, key, fingerprint)
+            except ConveyorError as error:
+                status, detail, errors = conveyor_problem(error)
+                results.append(
+                    BatchItemResult(
+                        index=index,
+                        status=status,
+                        error=Problem.model_validate(problem_body(status, detail, errors=errors)),
+                    )
+                )
+                continue
+            if started.created:
+                to_send.append(started.id)
+            results.append(
+                BatchItemResult(
+                    index=index,
+                    status=202,
+                    id=str(started.id),
+                    task_status=started.status,
+                    created=started.created,
+                    links=Links(self=task_link(started.id)),
+                )
+            )
+    send(runtime, to_send, now)
+    return results
+
+
+# ------------------------------------------------------------------ non-HTTP Lambda events
+
+
+def parse_event_request(data: dict[str, Any], *, where: str) -> TaskRequest:
+    """A :class:`TaskRequest` from a Lambda/EventBridge payload; errors name the field."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    body = {key: data[key] for key in ("workflow", "step", "input") if key in data}
+    try:
+        return TaskRequest.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first.get("loc", ())) or "event"
+        raise InvalidInput(f"{where}.{field}: {first.get('msg')}") from None
+
+
+def event_result(started: Started) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "id": str(started.id),
+        "status": started.status.value,
+        "created": started.created,
+        "links": {"self": task_link(started.id)},
+    }
+
+
+def event_error(error: ConveyorError) -> dict[str, Any]:
+    status, detail, errors = conveyor_problem(error)
+    body = problem_body(status, detail, errors=errors)
+    return {"ok": False, "error": body}
