@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import ColumnElement, case, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler.bulk import Advance, PlannedRun, write
@@ -62,6 +62,17 @@ class FireReport:
         self.enqueued += other.enqueued
         self.enqueue_failed += other.enqueue_failed
         self.new_runs.extend(other.new_runs)
+
+
+def is_due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The due condition, written so PostgreSQL proves it against the partial index
+    ``ix_workflows_due`` (``enabled AND next_run_at IS NOT NULL``): a bare ``enabled``, not
+    ``enabled IS true``, which the planner cannot match and answers with a sequential scan."""
+    return (
+        Workflow.enabled.expression,
+        Workflow.next_run_at.is_not(None),
+        Workflow.next_run_at <= now,
+    )
 
 
 _ACTIVE_COUNTS = text(
@@ -172,11 +183,7 @@ class Ticker:
                     Workflow.last_fire_at,
                     Workflow.created_at,
                 )
-                .where(
-                    Workflow.enabled.is_(True),
-                    Workflow.next_run_at.is_not(None),
-                    Workflow.next_run_at <= now,
-                )
+                .where(*is_due(now))
                 .order_by(Workflow.next_run_at)
                 .limit(self.batch_size)
                 .with_for_update(skip_locked=True)
@@ -293,11 +300,7 @@ class Ticker:
                 session.scalar(
                     select(func.count())
                     .select_from(Workflow)
-                    .where(
-                        Workflow.enabled.is_(True),
-                        Workflow.next_run_at.is_not(None),
-                        Workflow.next_run_at <= now,
-                    )
+                    .where(*is_due(now))
                 )
                 or 0
             )

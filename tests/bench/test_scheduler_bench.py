@@ -189,9 +189,14 @@ def test_zz_write_the_scheduler_section() -> None:
     lines.append("| --- | --- | --- |")
     for count in (10_000, 100_000):
         if f"fires_{count}" in RESULTS:
+            cold, warm = RESULTS[f"fires_{count}"]
             lines.append(
-                f"| fires committed/s, {count:,} due | {RESULTS[f'fires_{count}']:,.0f}/s "
+                f"| fires committed/s, {count:,} due (warm scheduler) | {warm:,.0f}/s "
                 f"| >= {TARGET_FIRES_PER_SECOND:,}/s |"
+            )
+            lines.append(
+                f"| fires committed/s, {count:,} due (cold: first tick of a process) "
+                f"| {cold:,.0f}/s | - |"
             )
     if "idle" in RESULTS:
         empty_ms, idle_ms, extra = RESULTS["idle"]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from scheduler.tick import Ticker
+from scheduler.tick import Ticker, is_due
 from shared.models import Execution, Workflow
 from shared.queue import ExecutionPublisher, decode_message_body
 from shared.status import ExecutionStatus
@@ -300,21 +300,26 @@ def test_dst_days_fire_per_the_vixie_rule(pg_sessions, schedule, zone, window, e
     assert got == expected
 
 
-def test_the_due_lookup_is_served_by_the_partial_next_run_index(pg_sessions) -> None:
+def test_the_ticks_due_lookup_is_served_by_the_partial_next_run_index(pg_sessions) -> None:
     bulk_workflows(pg_sessions, 5000, T0 + timedelta(days=1))  # many idle workflows
+    query = (
+        select(Workflow.id)
+        .where(*is_due(T0))
+        .order_by(Workflow.next_run_at)
+        .limit(500)
+        .with_for_update(skip_locked=True)
+    )
     with pg_sessions() as session, session.begin():
         session.execute(text("ANALYZE workflows"))
+        compiled = query.compile(dialect=session.get_bind().dialect)
         plan = "\n".join(
-            session.execute(
-                text(
-                    "EXPLAIN SELECT id FROM workflows WHERE enabled AND next_run_at IS NOT NULL "
-                    "AND next_run_at <= :now ORDER BY next_run_at LIMIT 500 "
-                    "FOR UPDATE SKIP LOCKED"
-                ),
-                {"now": T0},
-            ).scalars()
+            row[0]
+            for row in session.connection().exec_driver_sql(
+                "EXPLAIN " + compiled.string, compiled.params
+            )
         )
     assert "ix_workflows_due" in plan, plan
+    assert "Seq Scan" not in plan, plan
 
 
 def test_executions_inserted_by_the_tick_carry_the_frozen_definition(pg_sessions) -> None:
