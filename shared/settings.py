@@ -87,9 +87,9 @@ class Settings(BaseSettings):
     )
 
     # Scheduler
-    tick_batch_size: int = Field(default=2000, ge=1, le=10000)
+    tick_batch_size: int = Field(default=2500, ge=1, le=10000)
     tick_parallelism: int = Field(
-        default=1, ge=1, le=8, description="Sessions claiming tick batches side by side."
+        default=2, ge=1, le=8, description="Sessions claiming tick batches side by side."
     )
     enqueue_parallelism: int = Field(default=4, ge=1, le=64)
     outbox_grace_seconds: int = Field(

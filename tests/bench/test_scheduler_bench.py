@@ -23,6 +23,7 @@ from scheduler.tick import Ticker
 from shared.executions import dispatch
 from shared.models import Execution
 from shared.queue import ExecutionPublisher
+from shared.settings import Settings
 from tests.bench.report import machine, write_section
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(1800)]
@@ -77,12 +78,12 @@ def _timed_tick(ticker: Ticker, now: datetime, count: int) -> float:
 
 
 def measure_fires(
-    sessions: sessionmaker[Session], count: int, batch_size: int
+    sessions: sessionmaker[Session], count: int, batch_size: int, parallelism: int
 ) -> tuple[float, float]:
     """(cold, warm) fires/s. Cold: a new scheduler process (empty timing cache). Warm: the next
     minute's tick of the same process, as a warm Lambda container runs it."""
     insert_workflows(sessions, count, due=True)
-    ticker = Ticker(sessions, None, batch_size=batch_size)
+    ticker = Ticker(sessions, None, batch_size=batch_size, parallelism=parallelism)
     cold = _timed_tick(ticker, NOW, count)
     warm = _timed_tick(ticker, NOW + timedelta(minutes=1), count)
     with sessions() as session:
@@ -92,7 +93,13 @@ def measure_fires(
 
 @pytest.mark.parametrize("count", [10_000, 100_000])
 def test_fires_committed_per_second(pg_sessions, count: int) -> None:
-    cold, warm = measure_fires(pg_sessions, count, batch_size=5000)
+    defaults = Settings()  # the shipped configuration
+    cold, warm = measure_fires(
+        pg_sessions,
+        count,
+        batch_size=defaults.tick_batch_size,
+        parallelism=defaults.tick_parallelism,
+    )
     RESULTS[f"fires_{count}"] = (cold, warm)
     print(
         f"\n[bench] scheduler: {count:,} due workflows -> {warm:,.0f} fires/s committed "
@@ -180,8 +187,11 @@ def test_enqueue_rate_beside_raw_send_message_batch(pg_sessions, sqs_endpoint) -
 
 
 def test_zz_write_the_scheduler_section() -> None:
+    defaults = Settings()
     lines = [
         f"Machine: {machine()}. PostgreSQL 15 (fsync off, local), moto SQS on loopback.",
+        f"Tick configuration: batch {defaults.tick_batch_size}, "
+        f"{defaults.tick_parallelism} claiming sessions (the shipped defaults).",
         "Command: `make bench` (tests/bench/test_scheduler_bench.py).",
         "",
     ]
