@@ -31,12 +31,12 @@ from shared.apikeys import create_key
 from shared.catalog import apply_definition
 from shared.database import create_engine_for, session_factory
 from shared.definition import parse_definition_text
+from tests.bench.report import write_section
 from tests.harness.network import free_port, wait_until
 
 pytestmark = pytest.mark.bench
 
 REPO = Path(__file__).resolve().parents[2]
-PERFORMANCE = REPO / "docs" / "performance.md"
 RATE = 200
 DURATION_SECONDS = 10
 WARMUP_SECONDS = 2
@@ -150,17 +150,6 @@ def _import_ms(runs: int = 7) -> tuple[float, str]:
     return full - bare, heaviest
 
 
-def _write_section(lines: list[str]) -> None:
-    section = "## API\n\n" + "\n".join(lines) + "\n"
-    text = PERFORMANCE.read_text() if PERFORMANCE.exists() else "# Performance\n"
-    pattern = re.compile(r"^## API\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    PERFORMANCE.write_text(text)
-
-
 def test_post_tasks_latency_and_cold_import(pg_url: str, sqs: Any, tmp_path: Path) -> None:
     engine = create_engine_for(pg_url)
     now = datetime.now(UTC)
@@ -235,6 +224,6 @@ def test_post_tasks_latency_and_cold_import(pg_url: str, sqs: Any, tmp_path: Pat
         f"imports (`-X importtime`, cumulative): {heaviest}.",
     ]
     print("\n" + "\n".join(figures))
-    _write_section(figures)
+    write_section("API", figures)
     assert failures == 0
     assert visible + in_flight >= expected

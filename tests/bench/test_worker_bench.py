@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from celery import shared_task
@@ -25,6 +23,7 @@ from shared.executions import dispatch, start_adhoc
 from shared.models import Execution
 from shared.queue import ExecutionPublisher, celery_message_body
 from shared.status import ExecutionStatus, Trigger
+from tests.bench.report import write_section
 from tests.harness.network import wait_until
 
 BARE_TASK = "bench.bare_noop"
@@ -32,7 +31,6 @@ MESSAGES = 400
 ROUNDS = 2
 CONCURRENCY = (1, 2, 4)
 TARGET_RATIO = 1.3
-PERFORMANCE_DOC = Path(__file__).resolve().parents[2] / "docs" / "performance.md"
 
 
 @shared_task(name=BARE_TASK, ignore_result=True)
@@ -110,18 +108,6 @@ def _conveyor_rate(pg_sessions, sqs_endpoint, env_for, start_worker, concurrency
         queues.delete()
 
 
-def _write_section(lines: list[str]) -> None:
-    text = PERFORMANCE_DOC.read_text() if PERFORMANCE_DOC.exists() else "# Performance\n"
-    section = "\n".join(["## Worker", "", *lines]) + "\n"
-    pattern = re.compile(r"^## Worker\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    PERFORMANCE_DOC.parent.mkdir(parents=True, exist_ok=True)
-    PERFORMANCE_DOC.write_text(text)
-
-
 @pytest.mark.bench
 @pytest.mark.timeout(1800)
 def test_worker_throughput_against_bare_celery(
@@ -167,6 +153,6 @@ def test_worker_throughput_against_bare_celery(
         "",
         f"Target: at most {TARGET_RATIO}x bare Celery per execution.",
     ]
-    _write_section(lines)
+    write_section("Worker", lines)
     for concurrency, _bare, _conveyor, ratio in rows:
         assert ratio <= TARGET_RATIO, f"{concurrency} processes: {ratio:.2f}x bare Celery"
