@@ -297,12 +297,7 @@ class Ticker:
     def count_due(self, now: datetime) -> int:
         with self.sessions() as session:
             return int(
-                session.scalar(
-                    select(func.count())
-                    .select_from(Workflow)
-                    .where(*is_due(now))
-                )
-                or 0
+                session.scalar(select(func.count()).select_from(Workflow).where(*is_due(now))) or 0
             )
 
 
