@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import text
 
 from api.problems import ApiProblem
-from api.routes.common import public_errors, runtime_of
+from api.routes.dependencies import public_errors, runtime_of
 from api.schemas import Health, Version
 
 router = APIRouter(tags=["meta"])

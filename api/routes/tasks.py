@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import ProtectedRoute, principal_of, protected
-from api.routes.common import IdempotencyKey, errors, runtime_of, scoped_idempotency_key
+from api.routes.dependencies import IdempotencyKey, errors, runtime_of, scoped_idempotency_key
 from api.runtime import utcnow
 from api.schemas import (
     SLUG_PATTERN,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.problems import ApiProblem
-from api.routes.common import public_errors, runtime_of
+from api.routes.dependencies import public_errors, runtime_of
 from api.runtime import Runtime, utcnow
 from api.schemas import WebhookAccepted
 from api.service import send

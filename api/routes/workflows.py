@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.auth import ProtectedRoute, principal_of, protected
 from api.problems import ApiProblem, FieldError
-from api.routes.common import IdempotencyKey, errors, runtime_of, scoped_idempotency_key
+from api.routes.dependencies import IdempotencyKey, errors, runtime_of, scoped_idempotency_key
 from api.routes.tasks import Cursor, Limit, page_of
 from api.runtime import utcnow
 from api.schemas import (

@@ -1,4 +1,4 @@
-"""Helpers every router shares: the runtime, the idempotency header, response statuses."""
+"""Request dependencies every router shares: the runtime, the idempotency header, error statuses."""
 
 from __future__ import annotations
 
