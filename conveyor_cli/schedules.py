@@ -25,7 +25,7 @@ def schedule_preview(
     """Print the next COUNT fire times of EXPRESSION strictly after --after."""
     from zoneinfo import ZoneInfo  # noqa: PLC0415
 
-    from shared.catalog import iso  # noqa: PLC0415
+    from shared.models import iso  # noqa: PLC0415
     from shared.schedule import preview  # noqa: PLC0415
 
     start = parse_instant(after, option="--after") or now_utc()

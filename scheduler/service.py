@@ -19,6 +19,7 @@ from scheduler.metrics import BacklogSample, emf_line, sample_backlog
 from scheduler.sweeper import Sweeper, SweepReport
 from scheduler.tick import FireReport, Ticker
 from shared.logs import get_logger
+from shared.models import iso
 from shared.queue import ExecutionPublisher
 from shared.settings import Settings
 
@@ -36,7 +37,7 @@ class TickReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "now": self.now.isoformat().replace("+00:00", "Z"),
+            "now": iso(self.now),
             "claimed": self.fire.claimed,
             "fired": self.fire.fired,
             "skipped": self.fire.skipped,

@@ -196,7 +196,7 @@ def usage(session: Session, name: str) -> list[tuple[str, int]]:
 
 
 def describe_key(key: ApiKey) -> dict[str, Any]:
-    from shared.catalog import iso  # noqa: PLC0415
+    from shared.models import iso  # noqa: PLC0415
 
     return {
         "name": key.name,

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from shared.definition import WorkflowDefinition, load_stored_definition
 from shared.errors import NotFound
-from shared.models import Execution, Workflow
+from shared.models import Execution, Workflow, iso
 from shared.schedule import Schedule, jitter_offset, parse_schedule
 from shared.status import ACTIVE_STATUSES
 
@@ -60,10 +60,6 @@ class ApplyResult:
             "version": self.version,
             "next_run_at": iso(self.next_run_at),
         }
-
-
-def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def _timing_key(document: dict[str, Any]) -> tuple[Any, ...]:

@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.catalog import definition_of, get_workflow, iso
+from shared.catalog import definition_of, get_workflow
 from shared.definition import WorkflowDefinition, parse_definition
 from shared.errors import Conflict, InvalidInput, NotFound
-from shared.models import Execution, ExecutionEvent, Workflow
+from shared.models import Execution, ExecutionEvent, Workflow, iso
 from shared.queue import ExecutionPublisher, OutgoingMessage
 from shared.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ExecutionStatus, Trigger
 
@@ -137,20 +137,19 @@ def start_workflow(
     if existing is not None:
         return Created(existing, created=False)
     workflow = get_workflow(session, workflow_name)
-    definition = definition_of(workflow)
-    execution = new_execution(
-        definition=definition,
-        workflow=workflow,
-        trigger=trigger,
-        now=now,
-        run_input=run_input,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
+    return _add_created(
+        session,
+        new_execution(
+            definition=definition_of(workflow),
+            workflow=workflow,
+            trigger=trigger,
+            now=now,
+            run_input=run_input,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        ),
+        f"{trigger.value} run",
     )
-    session.add(execution)
-    record_event(session, execution.id, "created", f"{trigger.value} run", at=now)
-    session.flush()
-    return Created(execution, created=True)
 
 
 def start_adhoc(
@@ -170,17 +169,25 @@ def start_adhoc(
         return Created(existing, created=False)
     step = {"name": "task", **step}
     definition = parse_definition({"name": ADHOC_WORKFLOW, "steps": [step]}, source=source)
-    execution = new_execution(
-        definition=definition,
-        workflow=None,
-        trigger=trigger,
-        now=now,
-        run_input=run_input,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
+    return _add_created(
+        session,
+        new_execution(
+            definition=definition,
+            workflow=None,
+            trigger=trigger,
+            now=now,
+            run_input=run_input,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        ),
+        f"{trigger.value} task",
     )
+
+
+def _add_created(session: Session, execution: Execution, message: str) -> Created:
+    """Add a new execution with its ``created`` event (at its own ``created_at``)."""
     session.add(execution)
-    record_event(session, execution.id, "created", f"{trigger.value} task", at=now)
+    record_event(session, execution.id, "created", message, at=execution.created_at)
     session.flush()
     return Created(execution, created=True)
 

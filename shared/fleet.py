@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.errors import ConfigurationError, ConveyorError, InvalidInput, NotFound
 from shared.executions import BUFFERED, dispatch
-from shared.models import Execution
+from shared.models import Execution, iso
 from shared.queue import (
     RUN_EXECUTION_TASK,
     SQS_BATCH_LIMIT,
@@ -68,10 +68,6 @@ _QUEUE_MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"
 
 class AwsCallFailed(ConveyorError):
     """An AWS call failed (permissions, throttling, network): exit 1, the message says which."""
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @contextmanager
@@ -565,7 +561,7 @@ class FleetStatus:
                 "in_flight": self.queue.in_flight,
                 "delayed": self.queue.delayed,
                 "oldest_age_seconds": None if self.oldest is None else self.oldest.seconds,
-                "oldest_age_at": None if self.oldest is None else _iso(self.oldest.at),
+                "oldest_age_at": None if self.oldest is None else iso(self.oldest.at),
                 "oldest_age_source": None if self.oldest is None else self.oldest.note,
             },
             "dlq": None
@@ -663,7 +659,7 @@ class DeadLetter:
             "execution_id": None if self.execution_id is None else str(self.execution_id),
             "task": self.task,
             "receive_count": self.receive_count,
-            "sent_at": _iso(self.sent_at),
+            "sent_at": iso(self.sent_at),
             "problem": self.problem,
             "execution": None if self.execution is None else self.execution.to_json(),
         }
@@ -1007,7 +1003,7 @@ def _decide(
     if execution.status is ExecutionStatus.RETRYING and execution.not_before is not None:
         delay = max(0, math.ceil((execution.not_before - now).total_seconds()))
         if delay > SQS_MAX_DELAY_SECONDS:
-            due = _iso(execution.not_before)
+            due = iso(execution.not_before)
             return RedriveAction.SCHEDULER, f"retry due at {due}: the sweeper sends it", 0
     detail = f"was {execution.status.value}" + (f", delayed {delay}s" if delay else "")
     return RedriveAction.REDRIVEN, detail, delay

@@ -48,6 +48,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z`` (the form every JSON output and log uses), or None."""
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware timestamp stored in UTC; naive values coming back (SQLite) get UTC."""
 

@@ -63,7 +63,7 @@ from shared.errors import (
 )
 from shared.executions import dispatch, record_event
 from shared.logs import bind, get_logger
-from shared.models import Execution, StepRun, utcnow
+from shared.models import Execution, StepRun, iso, utcnow
 from shared.queue import ExecutionPublisher
 from shared.settings import Settings
 from shared.status import ExecutionStatus, StepStatus
@@ -162,10 +162,6 @@ STEP_STATUS = {
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def default_worker_id() -> str:
@@ -464,7 +460,7 @@ class ExecutionEngine:
             log.error("execution_failed", reason="attempts_exhausted", message=message)
             return None, Outcome.FAILED
         if claim.deadline_at <= now:
-            message = f"execution deadline {_iso(claim.deadline_at)} passed before this attempt"
+            message = f"execution deadline {iso(claim.deadline_at)} passed before this attempt"
             self._finish(
                 session,
                 claim.id,
@@ -514,13 +510,13 @@ class ExecutionEngine:
             if wait <= self.settings.max_delay_seconds:
                 session.commit()
                 self._send(execution_id, now, max(wait, 1))
-            log.info("execution_not_due", not_before=_iso(not_before), wait_seconds=wait)
+            log.info("execution_not_due", not_before=iso(not_before), wait_seconds=wait)
             return Outcome.NOT_DUE
         log.info(
             "execution_duplicate",
             status=str(status),
             cancel_requested=cancel_requested,
-            lease_expires_at=_iso(lease_expires_at),
+            lease_expires_at=iso(lease_expires_at),
         )
         return Outcome.DUPLICATE
 
@@ -569,11 +565,11 @@ class ExecutionEngine:
         return {
             "input": claim.input,
             "steps": {name: {"output": output} for name, output in claim.outputs.items()},
-            "scheduled_for": _iso(claim.scheduled_for),
+            "scheduled_for": iso(claim.scheduled_for),
             "execution_id": str(claim.id),
             "workflow": claim.workflow,
             "attempt": claim.attempt,
-            "now": _iso(now),
+            "now": iso(now),
         }
 
     def _render(self, claim: Claim, index: int, step: Step, now: datetime) -> dict[str, Any]:
@@ -860,7 +856,7 @@ class ExecutionEngine:
                     at=now,
                     step=step.name,
                     attempt=claim.attempt,
-                    data={"delay_seconds": round(delay, 3), "not_before": _iso(not_before)},
+                    data={"delay_seconds": round(delay, 3), "not_before": iso(not_before)},
                 )
             else:
                 final = FINAL_STATUS[failure.kind]

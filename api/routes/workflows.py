@@ -34,11 +34,11 @@ from shared.catalog import (
     delete_workflow,
     describe,
     get_workflow,
-    iso,
     list_workflows,
     set_enabled,
 )
 from shared.definition import parse_definition, parse_definition_text
+from shared.models import iso
 from shared.status import ExecutionStatus, Trigger
 
 router = APIRouter(route_class=ProtectedRoute, tags=["workflows"])

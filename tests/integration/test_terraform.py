@@ -20,9 +20,7 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -32,6 +30,8 @@ from typing import Any
 
 import boto3
 import pytest
+
+from tests.harness.moto import MotoServer
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
@@ -88,45 +88,11 @@ EMULATOR_GUARDED = {
 # --------------------------------------------------------------------------- moto
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def moto_endpoint(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **DUMMY_CREDENTIALS, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    log_path = tmp_path / "moto.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"moto server exited: {log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("moto server did not answer within 60 s")
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    extra = {**DUMMY_CREDENTIALS, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    with MotoServer(extra_env=extra, log_dir=tmp_path) as server:
+        yield server.url
 
 
 # --------------------------------------------------------------------------- terraform
