@@ -125,6 +125,24 @@ def authenticate(
     runtime: Runtime, authorization: str | None, scope: MutableMapping[str, Any], required: str
 ) -> Principal:
     """Find the caller, check ``required`` and count the call. Raises 401/403 problems."""
+    principal = authenticate_in_memory(runtime, authorization, scope, required, blocking=True)
+    assert principal is not None
+    return principal
+
+
+def authenticate_in_memory(
+    runtime: Runtime,
+    authorization: str | None,
+    scope: MutableMapping[str, Any],
+    required: str,
+    *,
+    blocking: bool = False,
+) -> Principal | None:
+    """:func:`authenticate`, or ``None`` when that needs the database and ``blocking`` is false.
+
+    The route calls this on the event loop first: claims, JWTs and recently verified keys need
+    no I/O, so the common request pays no thread hop for its authentication.
+    """
     from_gateway = authorizer_principal(scope)
     if from_gateway is not None:
         return _authorize(from_gateway, required)
@@ -135,17 +153,25 @@ def authenticate(
     if method.lower() != "bearer" or not token:
         raise _unauthorized("Authorization: expected 'Bearer <api key>'")
     if looks_like_key(token):
-        # One SELECT in autocommit: no BEGIN/COMMIT round trips on every request.
-        with Session(bind=runtime.autocommit_engine) as session:
-            key = verify_key(session, token)
+        usage = runtime.usage
+        if not blocking and usage is not None and not usage.background:
+            return None  # counting the call writes to the database (Lambda)
+        key = runtime.verified_keys.get(token)
         if key is None:
-            raise _unauthorized("the API key is unknown or revoked")
+            if not blocking:
+                return None
+            # One SELECT in autocommit: no BEGIN/COMMIT round trips.
+            with Session(bind=runtime.autocommit_engine) as session:
+                key = verify_key(session, token)
+            if key is None:
+                raise _unauthorized("the API key is unknown or revoked")
+            runtime.verified_keys.put(token, key)
         principal = Principal(
             name=key.name, scopes=frozenset(key.scopes), kind="api_key", key_id=key.id
         )
         _authorize(principal, required)
-        if runtime.usage is not None:
-            runtime.usage.count(key.id, utcnow())
+        if usage is not None:
+            usage.count(key.id, utcnow())
         return principal
     if runtime.jwt_secret is None:
         raise _unauthorized("the bearer token is not an API key")
@@ -180,13 +206,10 @@ class ProtectedRoute(APIRoute):
 
         async def handler(request: Request) -> Response:
             runtime: Runtime = request.app.state.runtime
-            principal = await run_in_threadpool(
-                authenticate,
-                runtime,
-                request.headers.get("authorization"),
-                request.scope,
-                required,
-            )
+            credentials = (runtime, request.headers.get("authorization"), request.scope, required)
+            principal = authenticate_in_memory(*credentials)
+            if principal is None:
+                principal = await run_in_threadpool(authenticate, *credentials)
             request.state.principal = principal
             request.state.key_name = principal.name
             return await original(request)

@@ -11,8 +11,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.usage import UsageMeter
+from shared.apikeys import VerifiedKeyCache
 from shared.database import create_engine_from_settings, session_factory
 from shared.errors import ConfigurationError
+from shared.executions import StoredVersions
 from shared.settings import Settings
 from shared.webhooks import WebhookSource, load_sources
 
@@ -39,6 +41,8 @@ class Runtime:
     _publisher: ExecutionPublisher | None = field(default=None, repr=False)
     doorbell: Doorbell | None = field(default=None, repr=False)
     usage: UsageMeter | None = field(default=None, repr=False)
+    workflow_versions: StoredVersions = field(default_factory=StoredVersions, repr=False)
+    verified_keys: VerifiedKeyCache = field(default_factory=lambda: VerifiedKeyCache(0), repr=False)
     _autocommit: Engine | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -78,6 +82,7 @@ class Runtime:
             webhook_sources=load_sources(secrets),
             jwt_secret=jwt_secret,
             _publisher=publisher,
+            verified_keys=VerifiedKeyCache(settings.api_key_cache_seconds),
         )
         runtime.usage = UsageMeter(runtime.sessions, background=background_dispatch)
         if background_dispatch:

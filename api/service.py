@@ -21,7 +21,14 @@ from api.problems import Problem, conveyor_problem, problem_body
 from api.runtime import Runtime
 from api.schemas import BatchItem, BatchItemResult, Links, TaskAccepted, TaskRequest
 from shared.errors import Conflict, ConveyorError, InvalidInput
-from shared.executions import Created, dispatch, request_fingerprint, start_adhoc, start_workflow
+from shared.executions import (
+    Created,
+    StoredVersions,
+    dispatch,
+    request_fingerprint,
+    start_adhoc,
+    start_workflow,
+)
 from shared.logs import get_logger
 from shared.models import Execution
 from shared.status import ExecutionStatus, Trigger
@@ -49,8 +56,7 @@ class Started:
 
 
 def _started(created: Created) -> Started:
-    execution = created.execution
-    return Started(execution.id, execution.status, created.created)
+    return Started(created.id, created.status, created.created)
 
 
 def _fingerprint(request: TaskRequest) -> str:
@@ -67,6 +73,7 @@ def _create(
     now: datetime,
     idempotency_key: str | None,
     fingerprint: str,
+    versions: StoredVersions,
 ) -> Created:
     if (request.workflow is None) == (request.step is None):
         raise InvalidInput("body: give exactly one of 'workflow' or 'step'")
@@ -79,6 +86,7 @@ def _create(
             run_input=request.input,
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
+            versions=versions,
         )
     assert request.step is not None
     return start_adhoc(
@@ -158,6 +166,7 @@ def submit(
                     now=now,
                     idempotency_key=idempotency_key,
                     fingerprint=fingerprint,
+                    versions=runtime.workflow_versions,
                 )
             )
     except IntegrityError:
@@ -196,6 +205,7 @@ def submit_batch(
                                 now=now,
                                 idempotency_key=key,
                                 fingerprint=fingerprint,
+                                versions=runtime.workflow_versions,
                             )
                         )
                 except IntegrityError:

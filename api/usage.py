@@ -25,7 +25,7 @@ class UsageMeter:
         self, sessions: sessionmaker[Session], *, background: bool, interval: float = 1.0
     ) -> None:
         self._sessions = sessions
-        self._background = background
+        self.background = background
         self._interval = interval
         self._lock = threading.Lock()
         self._counts: Counter[tuple[int, str]] = Counter()
@@ -36,7 +36,7 @@ class UsageMeter:
             self._thread.start()
 
     def count(self, key_id: int, now: datetime) -> None:
-        if not self._background:
+        if not self.background:
             with self._sessions() as session, session.begin():
                 record_use(session, key_id, now)
             return

@@ -109,7 +109,7 @@ class DatabaseBackend:
                     request_hash=fingerprint,
                     source="<cli> --step",
                 )
-            task_id, status = created.execution.id, created.execution.status.value
+            task_id, status = created.id, created.status.value
         if created.created:
             if self.state.settings.queue_url:
                 dispatch(

@@ -158,7 +158,7 @@ def workflow_trigger(state: CliContext, name: str, input_json: str | None, as_js
         created = start_workflow(
             session, name, trigger=Trigger.MANUAL, now=now_utc(), run_input=run_input
         )
-        execution_id = created.execution.id
+        execution_id = created.id
     note = state.dispatch([execution_id])
     if as_json:
         emit_json({"id": str(execution_id), "workflow": name, "note": note})

@@ -10,12 +10,16 @@ ENV PIP_NO_CACHE_DIR=1 \
 COPY pyproject.toml /src/pyproject.toml
 # The runtime dependencies plus the "api" optional group only, read from pyproject.toml.
 RUN python -c "import tomllib; p = tomllib.load(open('/src/pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['api']))" > /tmp/requirements.txt \
- && pip install --no-cache-dir --target /opt/deps -r /tmp/requirements.txt
+ && pip install --no-cache-dir --target /opt/deps -r /tmp/requirements.txt \
+ && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/deps
 
 # ---------------------------------------------------------------- the project itself
 FROM deps AS build
 COPY . /src
-RUN pip install --no-cache-dir --no-deps --target /opt/app /src
+# Bytecode is compiled here: Lambda's file system is read-only, so a module without a .pyc is
+# compiled again on every cold start. unchecked-hash: the image never changes under it.
+RUN pip install --no-cache-dir --no-deps --target /opt/app /src \
+ && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/app
 
 # ---------------------------------------------------------------- runtime: packages in the task root, no sources, no build tools
 FROM ${LAMBDA_IMAGE} AS runtime

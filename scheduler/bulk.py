@@ -14,19 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from scheduler.policies import MISSED, OVERLAP
 from shared.executions import BUFFERED
-from shared.models import Execution, ExecutionEvent, Workflow
+from shared.models import (
+    Workflow,
+    events_table,
+    executions_table,
+    workflows_table,
+)
 from shared.status import ExecutionStatus, Trigger
-
-workflows_table: Table = Workflow.__table__  # type: ignore[assignment]
-executions_table: Table = Execution.__table__  # type: ignore[assignment]
-events_table: Table = ExecutionEvent.__table__  # type: ignore[assignment]
-
 
 SKIP_CODES = {MISSED: 2, OVERLAP: 3}
 

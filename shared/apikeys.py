@@ -14,7 +14,8 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -133,6 +134,51 @@ def verify_key(session: Session, key: str) -> VerifiedKey | None:
     if not hmac.compare_digest(candidate, row.key_hash) or row.revoked_at is not None:
         return None
     return VerifiedKey(id=row.id, name=row.name, scopes=list(row.scopes or []))
+
+
+class VerifiedKeyCache:
+    """Keys verified in the last ``ttl`` seconds, by the SHA-256 of the whole key.
+
+    A process that serves many calls of one caller then reads the key once per ``ttl`` instead
+    of on every call; a revoked key keeps working in that process for at most ``ttl``. Only
+    successes are kept (a key created a moment ago works at once), and a different secret never
+    matches an entry. ``ttl`` 0 keeps nothing. ``clock`` is monotonic seconds (tests pass one).
+    """
+
+    def __init__(
+        self,
+        ttl: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 10_000,
+    ) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._max_entries = max_entries
+        self._entries: dict[bytes, tuple[float, VerifiedKey]] = {}
+
+    @staticmethod
+    def _digest(key: str) -> bytes:
+        return hashlib.sha256(key.encode()).digest()
+
+    def get(self, key: str) -> VerifiedKey | None:
+        if self.ttl <= 0:
+            return None
+        entry = self._entries.get(self._digest(key))
+        if entry is None:
+            return None
+        expires, verified = entry
+        if self._clock() >= expires:
+            self._entries.pop(self._digest(key), None)
+            return None
+        return verified
+
+    def put(self, key: str, verified: VerifiedKey) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()  # simple bound: a burst of distinct keys costs one re-read each
+        self._entries[self._digest(key)] = (self._clock() + self.ttl, verified)
 
 
 def period_of(now: datetime) -> str:

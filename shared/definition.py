@@ -25,7 +25,6 @@ from typing import Annotated, Any, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 import jinja2
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -796,6 +795,8 @@ def parse_definition(data: object, *, source: str = "<string>") -> WorkflowDefin
 
 
 def _load_yaml(text: str, source: str) -> tuple[object, list[str]]:
+    import yaml  # noqa: PLC0415  (only text needs it: the API's task path stays lighter)
+
     try:
         return yaml.safe_load(text), []
     except yaml.MarkedYAMLError as exc:

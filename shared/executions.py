@@ -19,13 +19,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.catalog import definition_of, get_workflow
 from shared.definition import WorkflowDefinition, parse_definition
 from shared.errors import Conflict, InvalidInput, NotFound
-from shared.models import Execution, ExecutionEvent, Workflow, iso
+from shared.models import (
+    Execution,
+    ExecutionEvent,
+    Workflow,
+    events_table,
+    executions_table,
+    iso,
+)
 from shared.queue import ExecutionPublisher, OutgoingMessage
 from shared.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ExecutionStatus, Trigger
 
@@ -63,6 +70,45 @@ def request_fingerprint(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def execution_values(
+    *,
+    definition: WorkflowDefinition,
+    workflow_id: int | None,
+    trigger: Trigger,
+    now: datetime,
+    run_input: dict[str, Any] | None = None,
+    scheduled_for: datetime | None = None,
+    status: ExecutionStatus = ExecutionStatus.PENDING,
+    reason: str | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> dict[str, Any]:
+    """The columns of a new execution row, all but ``definition`` (the caller stores that)."""
+    merged_input = {**definition.input, **(run_input or {})}
+    # every step may use its whole retry budget: the claims a run may need in all
+    max_attempts = 1 + sum(
+        definition.effective_retry(step).max_attempts - 1 for step in definition.steps
+    )
+    return {
+        "id": uuid.uuid4(),
+        "workflow_id": workflow_id,
+        "workflow_name": definition.name,
+        "trigger": trigger,
+        "scheduled_for": scheduled_for,
+        "status": status,
+        "reason": reason,
+        "input": merged_input,
+        "attempt": 0,
+        "max_attempts": max_attempts,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "cancel_requested": False,
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": now if status in TERMINAL_STATUSES else None,
+    }
+
+
 def new_execution(
     *,
     definition: WorkflowDefinition,
@@ -73,53 +119,114 @@ def new_execution(
     scheduled_for: datetime | None = None,
     status: ExecutionStatus = ExecutionStatus.PENDING,
     reason: str | None = None,
-    idempotency_key: str | None = None,
-    request_hash: str | None = None,
 ) -> Execution:
     """An execution row (not yet added to a session). The definition is frozen into the row."""
-    merged_input = {**definition.input, **(run_input or {})}
-    # every step may use its whole retry budget: the claims a run may need in all
-    max_attempts = 1 + sum(
-        definition.effective_retry(step).max_attempts - 1 for step in definition.steps
-    )
     return Execution(
-        id=uuid.uuid4(),
-        workflow_id=workflow.id if workflow is not None else None,
-        workflow_name=definition.name,
-        trigger=trigger,
-        scheduled_for=scheduled_for,
-        status=status,
-        reason=reason,
+        **execution_values(
+            definition=definition,
+            workflow_id=workflow.id if workflow is not None else None,
+            trigger=trigger,
+            now=now,
+            run_input=run_input,
+            scheduled_for=scheduled_for,
+            status=status,
+            reason=reason,
+        ),
         definition=definition.to_document(),
-        input=merged_input,
-        attempt=0,
-        max_attempts=max_attempts,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-        cancel_requested=False,
-        created_at=now,
-        updated_at=now,
-        finished_at=now if status in TERMINAL_STATUSES else None,
     )
-
-
-def _idempotent_existing(
-    session: Session, idempotency_key: str | None, request_hash: str | None
-) -> Execution | None:
-    if idempotency_key is None:
-        return None
-    existing = session.scalar(select(Execution).where(Execution.idempotency_key == idempotency_key))
-    if existing is not None and existing.request_hash != request_hash:
-        raise Conflict(
-            f"Idempotency-Key {idempotency_key!r} was already used with a different request"
-        )
-    return existing
 
 
 @dataclass(frozen=True)
 class Created:
-    execution: Execution
+    id: uuid.UUID
+    status: ExecutionStatus
     created: bool  # False when an idempotency key returned an existing execution
+
+
+def _idempotent_existing(
+    session: Session, idempotency_key: str | None, request_hash: str | None
+) -> Created | None:
+    if idempotency_key is None:
+        return None
+    row = session.execute(
+        select(Execution.id, Execution.status, Execution.request_hash).where(
+            Execution.idempotency_key == idempotency_key
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.request_hash != request_hash:
+        raise Conflict(
+            f"Idempotency-Key {idempotency_key!r} was already used with a different request"
+        )
+    return Created(row.id, row.status, created=False)
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One version of a stored workflow, parsed: what starting a run of it needs."""
+
+    id: int
+    version: int
+    definition: WorkflowDefinition
+
+
+class StoredVersions:
+    """The last version of each workflow a long-lived process started a run of, by name (one
+    instance per database: the API's runtime holds one).
+
+    A run is inserted with ``INSERT … SELECT`` from the workflow row *at that version*, so the
+    definition is copied inside the database and a stale entry inserts nothing (the caller
+    reloads it); the process never serves a definition that was replaced.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._max_entries = max_entries
+        self._entries: dict[str, StoredVersion] = {}
+
+    def get(self, session: Session, name: str) -> StoredVersion:
+        found = self._entries.get(name)
+        if found is not None:
+            return found
+        workflow = get_workflow(session, name)
+        found = StoredVersion(workflow.id, workflow.version, definition_of(workflow))
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        self._entries[name] = found
+        return found
+
+    def forget(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+
+START_ATTEMPTS = 3
+_RUN_COLUMNS = (
+    "id",
+    "workflow_id",
+    "workflow_name",
+    "trigger",
+    "scheduled_for",
+    "status",
+    "reason",
+    "input",
+    "attempt",
+    "max_attempts",
+    "idempotency_key",
+    "request_hash",
+    "cancel_requested",
+    "created_at",
+    "updated_at",
+    "finished_at",
+)
+# One statement, compiled once: the run's columns as parameters plus the definition copied from
+# the workflow row, only if that row is still at the version the parameters were computed from.
+_INSERT_RUN = insert(executions_table).from_select(
+    [*_RUN_COLUMNS, "definition"],
+    select(
+        *(bindparam(f"v_{name}", type_=executions_table.c[name].type) for name in _RUN_COLUMNS),
+        Workflow.definition,
+    ).where(Workflow.id == bindparam("w_id"), Workflow.version == bindparam("w_version")),
+).returning(executions_table.c.id)  # a row only if the version still matched
 
 
 def start_workflow(
@@ -131,25 +238,37 @@ def start_workflow(
     run_input: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    versions: StoredVersions | None = None,
 ) -> Created:
-    """Create a pending run of a stored workflow (manual, API, webhook, event triggers)."""
+    """Create a pending run of a stored workflow (manual, API, webhook, event triggers).
+
+    ``versions`` remembers parsed definitions between calls; without it the workflow is read.
+    """
+    versions = versions if versions is not None else StoredVersions()
     existing = _idempotent_existing(session, idempotency_key, request_hash)
     if existing is not None:
-        return Created(existing, created=False)
-    workflow = get_workflow(session, workflow_name)
-    return _add_created(
-        session,
-        new_execution(
-            definition=definition_of(workflow),
-            workflow=workflow,
+        return existing
+    for _ in range(START_ATTEMPTS):
+        stored = versions.get(session, workflow_name)
+        values = execution_values(
+            definition=stored.definition,
+            workflow_id=stored.id,
             trigger=trigger,
             now=now,
             run_input=run_input,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
-        ),
-        f"{trigger.value} run",
-    )
+        )
+        parameters = {f"v_{name}": values[name] for name in _RUN_COLUMNS}
+        inserted = (
+            session.connection()
+            .execute(_INSERT_RUN, {**parameters, "w_id": stored.id, "w_version": stored.version})
+            .scalar_one_or_none()
+        )
+        if inserted is not None:
+            return _created(session, values, f"{trigger.value} run")
+        versions.forget(workflow_name)  # replaced or deleted since it was read
+    raise Conflict(f"workflow {workflow_name!r} is being changed; retry the request")
 
 
 def start_adhoc(
@@ -166,30 +285,36 @@ def start_adhoc(
     """Create a pending one-step task from an inline step definition (validated like a file)."""
     existing = _idempotent_existing(session, idempotency_key, request_hash)
     if existing is not None:
-        return Created(existing, created=False)
+        return existing
     step = {"name": "task", **step}
     definition = parse_definition({"name": ADHOC_WORKFLOW, "steps": [step]}, source=source)
-    return _add_created(
-        session,
-        new_execution(
-            definition=definition,
-            workflow=None,
-            trigger=trigger,
-            now=now,
-            run_input=run_input,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-        ),
-        f"{trigger.value} task",
+    values = execution_values(
+        definition=definition,
+        workflow_id=None,
+        trigger=trigger,
+        now=now,
+        run_input=run_input,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
     )
+    session.connection().execute(
+        insert(executions_table), {**values, "definition": definition.to_document()}
+    )
+    return _created(session, values, f"{trigger.value} task")
 
 
-def _add_created(session: Session, execution: Execution, message: str) -> Created:
-    """Add a new execution with its ``created`` event (at its own ``created_at``)."""
-    session.add(execution)
-    record_event(session, execution.id, "created", message, at=execution.created_at)
-    session.flush()
-    return Created(execution, created=True)
+def _created(session: Session, values: dict[str, Any], message: str) -> Created:
+    """Add the ``created`` event (at the row's own ``created_at``) of a just-inserted row."""
+    session.connection().execute(
+        insert(events_table),
+        {
+            "execution_id": values["id"],
+            "kind": "created",
+            "message": message,
+            "at": values["created_at"],
+        },
+    )
+    return Created(values["id"], values["status"], created=True)
 
 
 @dataclass
@@ -233,8 +358,12 @@ def dispatch(
                 .returning(Execution.id)
                 .execution_options(synchronize_session=False)
             ).scalars()
-            for execution_id in marked:
-                record_event(session, execution_id, "queued", "sent to the queue", at=now)
+            events = [
+                {"execution_id": i, "kind": "queued", "message": "sent to the queue", "at": now}
+                for i in marked
+            ]
+            if events:
+                session.execute(insert(ExecutionEvent), events)
     return report
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -285,3 +286,9 @@ class WebhookDelivery(Base):
     delivery_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     execution_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+
+
+# The tables, for Core statements on hot paths (the scheduler's set-based tick, the API's inserts).
+workflows_table: Table = Workflow.__table__  # type: ignore[assignment]
+executions_table: Table = Execution.__table__  # type: ignore[assignment]
+events_table: Table = ExecutionEvent.__table__  # type: ignore[assignment]

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list)
     jwt_secret: SecretStr | None = None
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long the API trusts a verified key before looking it up again (0: never).",
+    )
 
     # Ops
     ecs_cluster: str | None = None

@@ -272,7 +272,7 @@ def accept_delivery(session: Session, delivery: Delivery, now: datetime) -> Acce
             trigger=Trigger.WEBHOOK,
             now=now,
             run_input=delivery.as_input(),
-        ).execution.id
+        ).id
         for workflow in subscribed_workflows(session, delivery.source)
     ]
     row = session.get(WebhookDelivery, (delivery.source, delivery.delivery_id))

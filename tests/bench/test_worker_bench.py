@@ -82,7 +82,7 @@ def _conveyor_rate(pg_sessions, sqs_endpoint, env_for, start_worker, concurrency
                     {"action": "python", "function": "conveyor.noop"},
                     trigger=Trigger.API,
                     now=now,
-                ).execution.id
+                ).id
                 for _ in range(MESSAGES)
             ]
         publisher = ExecutionPublisher(queues.client, queues.queue_url, queues.queue_name)

@@ -412,7 +412,7 @@ def start_run(
         created = start_workflow(
             session, document["name"], trigger=Trigger.MANUAL, now=now, run_input=run_input
         )
-        return created.execution.id
+        return created.id
 
 
 @dataclass

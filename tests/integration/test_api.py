@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from shared.apikeys import VerifiedKeyCache, revoke_key
 from shared.models import ApiKeyUsage, Execution, WebhookDelivery
 from shared.status import ExecutionStatus
 from tests.integration.test_api_support import (
@@ -100,6 +101,39 @@ def test_post_task_commits_the_row_then_puts_a_doorbell_on_the_queue(api: ApiHar
     assert row.status is ExecutionStatus.QUEUED
     assert row.input == {"region": "eu", "day": "mon"}
     assert row.trigger.value == "api"
+
+
+def test_a_task_started_after_its_workflow_changed_runs_the_new_version(
+    api: ApiHarness,
+) -> None:
+    api.apply()
+    first = api.client.post("/tasks", json={"workflow": "report"}, headers=api.auth()).json()
+    api.apply(
+        REPORT.replace("input: {region: eu}", "input: {region: us}").replace(
+            "name: work", "name: work-v2"
+        )
+    )
+    second = api.client.post("/tasks", json={"workflow": "report"}, headers=api.auth()).json()
+    old, new = execution(api, first["id"]), execution(api, second["id"])
+    assert (old.input, old.definition["steps"][0]["name"]) == ({"region": "eu"}, "work")
+    assert (new.input, new.definition["steps"][0]["name"]) == ({"region": "us"}, "work-v2")
+
+    assert api.client.delete("/workflows/report", headers=api.auth()).status_code == 200
+    gone = api.client.post("/tasks", json={"workflow": "report"}, headers=api.auth())
+    assert_problem(gone, 404, "report")
+
+
+def test_a_revoked_key_is_refused_once_the_key_cache_time_has_passed(api: ApiHarness) -> None:
+    clock = [1000.0]
+    api.runtime.verified_keys = VerifiedKeyCache(5.0, clock=lambda: clock[0])
+    headers = api.auth("tasks-read")
+    assert api.client.get("/tasks", headers=headers).status_code == 200
+    with api.sessions() as session, session.begin():
+        revoke_key(session, "tasks-read", datetime.now(UTC))
+    clock[0] += 4.0  # still trusted by this process
+    assert api.client.get("/tasks", headers=headers).status_code == 200
+    clock[0] += 1.0  # the cache time is over: looked up again, refused
+    assert_problem(api.client.get("/tasks", headers=headers), 401, "revoked")
 
 
 def test_an_adhoc_step_becomes_a_one_step_task(api: ApiHarness) -> None:

@@ -13,7 +13,7 @@ import pytest
 from api.auth import Principal, _scopes_from_claims, authorizer_principal, verify_jwt
 from api.problems import ApiProblem
 from api.schemas import json_problem
-from shared.apikeys import grants, hash_secret, parse_key
+from shared.apikeys import VerifiedKey, VerifiedKeyCache, grants, hash_secret, parse_key
 
 SECRET = b"s" * 64
 
@@ -109,3 +109,44 @@ def test_json_depth_limit() -> None:
     for _ in range(70):
         deep = [deep]
     assert "nested deeper" in str(json_problem({"a": deep}))
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+KEY = "cvk_0123456789ab_" + "A" * 43
+VERIFIED = VerifiedKey(id=1, name="ci", scopes=["tasks:read"])
+
+
+@pytest.mark.parametrize(
+    ("ttl", "elapsed", "asked", "found"),
+    [
+        (5.0, 0.0, KEY, True),  # just verified
+        (5.0, 4.9, KEY, True),  # still within the TTL
+        (5.0, 5.0, KEY, False),  # expired: look it up again
+        (5.0, 0.0, KEY[:-1] + "B", False),  # another secret with the same prefix never matches
+        (0.0, 0.0, KEY, False),  # ttl 0 keeps nothing
+    ],
+)
+def test_a_verified_key_is_trusted_for_the_cache_time_only(
+    ttl: float, elapsed: float, asked: str, found: bool
+) -> None:
+    clock = _Clock()
+    cache = VerifiedKeyCache(ttl, clock=clock)
+    cache.put(KEY, VERIFIED)
+    clock.now += elapsed
+    assert (cache.get(asked) == VERIFIED) is found
+
+
+def test_the_key_cache_stays_bounded() -> None:
+    cache = VerifiedKeyCache(5.0, clock=_Clock(), max_entries=3)
+    keys = [f"cvk_0123456789ab_{n:043d}" for n in range(4)]
+    for key in keys:
+        cache.put(key, VERIFIED)
+    assert cache.get(keys[-1]) == VERIFIED
+    assert sum(cache.get(key) is not None for key in keys) <= 3
