@@ -8,7 +8,7 @@ PYTHON_BOOT ?= python3
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= worker,api,dev
+EXTRAS ?= worker,api,serve,dev
 PYTEST_ARGS ?=
 CODE := shared scheduler worker api conveyor_cli migrations tests examples
 

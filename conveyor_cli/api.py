@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from conveyor_cli.context import CliContext, pass_state
+from shared.errors import ConfigurationError
 
 
 @click.command("api")
@@ -14,7 +15,12 @@ from conveyor_cli.context import CliContext, pass_state
 @pass_state
 def api_command(state: CliContext, host: str, port: int, access_log: bool) -> None:
     """Serve the API (OpenAPI at /openapi.json, docs at /docs)."""
-    import uvicorn  # noqa: PLC0415
+    try:
+        import uvicorn  # noqa: PLC0415
+    except ImportError:
+        raise ConfigurationError(
+            "conveyor api needs uvicorn: pip install 'conveyor[api,serve]'"
+        ) from None
 
     from api.app import create_app  # noqa: PLC0415
     from api.runtime import Runtime  # noqa: PLC0415

@@ -220,13 +220,17 @@ _RUN_COLUMNS = (
 )
 # One statement, compiled once: the run's columns as parameters plus the definition copied from
 # the workflow row, only if that row is still at the version the parameters were computed from.
-_INSERT_RUN = insert(executions_table).from_select(
-    [*_RUN_COLUMNS, "definition"],
-    select(
-        *(bindparam(f"v_{name}", type_=executions_table.c[name].type) for name in _RUN_COLUMNS),
-        Workflow.definition,
-    ).where(Workflow.id == bindparam("w_id"), Workflow.version == bindparam("w_version")),
-).returning(executions_table.c.id)  # a row only if the version still matched
+_INSERT_RUN = (
+    insert(executions_table)
+    .from_select(
+        [*_RUN_COLUMNS, "definition"],
+        select(
+            *(bindparam(f"v_{name}", type_=executions_table.c[name].type) for name in _RUN_COLUMNS),
+            Workflow.definition,
+        ).where(Workflow.id == bindparam("w_id"), Workflow.version == bindparam("w_version")),
+    )
+    .returning(executions_table.c.id)
+)  # a row only if the version still matched
 
 
 def start_workflow(

@@ -257,9 +257,9 @@ def test_post_tasks_latency_and_cold_import(pg_url: str, tmp_path: Path) -> None
         "",
         f"POST /tasks, open loop at {RATE} requests/s for {DURATION_SECONDS} s "
         f"({len(latencies)} requests, after a {WARMUP_SECONDS} s warm-up), `conveyor api` "
-        "(uvicorn, 1 process) on PostgreSQL and moto SQS (idle scheduling class) on loopback, "
-        "API-key auth, usage counting and request logging on; latency from the scheduled send "
-        "time:",
+        "(uvicorn with httptools and uvloop, 1 process) on PostgreSQL and moto SQS (idle "
+        "scheduling class) on loopback, API-key auth, usage counting and request logging on; "
+        "latency from the scheduled send time:",
         "",
         "| p50 | p90 | p99 | max | non-202 | doorbells sent | left pending for the sweeper |",
         "| --- | --- | --- | --- | --- | --- | --- |",
