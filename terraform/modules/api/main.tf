@@ -3,10 +3,7 @@
 # The application authenticates callers with its own API keys and webhook signatures; an optional
 # JWT authorizer can sit in front of every route except the public ones.
 
-data "aws_partition" "current" {}
-
 locals {
-  partition   = data.aws_partition.current.partition
   jwt_enabled = var.jwt_issuer != null
 
   routes = toset([
@@ -54,13 +51,6 @@ locals {
   )
 }
 
-resource "aws_cloudwatch_log_group" "function" {
-  name              = "/aws/lambda/${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
 resource "aws_cloudwatch_log_group" "access" {
   name              = "/aws/apigateway/${var.name}"
   retention_in_days = var.log_retention_days
@@ -68,41 +58,9 @@ resource "aws_cloudwatch_log_group" "access" {
   tags              = var.tags
 }
 
-# ---------------------------------------------------------------- IAM
-
-data "aws_iam_policy_document" "assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "this" {
-  name               = var.name
-  assume_role_policy = data.aws_iam_policy_document.assume.json
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy_attachment" "vpc" {
-  role       = aws_iam_role.this.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
-}
-
-resource "aws_iam_role_policy_attachment" "xray" {
-  role       = aws_iam_role.this.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"
-}
+# ---------------------------------------------------------------- function
 
 data "aws_iam_policy_document" "this" {
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.function.arn}:*"]
-  }
-
   statement {
     sid       = "EnqueueExecutions"
     actions   = ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
@@ -114,74 +72,28 @@ data "aws_iam_policy_document" "this" {
     actions   = ["secretsmanager:GetSecretValue"]
     resources = [var.database_url_secret_arn, var.webhook_secrets_secret_arn]
   }
-
-  statement {
-    sid       = "UseEnvironmentKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [var.kms_key_arn]
-  }
 }
 
-resource "aws_iam_role_policy" "this" {
-  name   = "api"
-  role   = aws_iam_role.this.id
-  policy = data.aws_iam_policy_document.this.json
-}
+module "function" {
+  source = "../lambda_function"
 
-# ---------------------------------------------------------------- function
-
-resource "aws_security_group" "this" {
-  name        = var.name
-  description = "API Lambda of ${var.name}: HTTPS out to AWS APIs"
-  vpc_id      = var.vpc_id
-  tags        = merge(var.tags, { Name = var.name })
-
-  egress {
-    description = "HTTPS to AWS APIs (SQS, Secrets Manager)"
-    protocol    = "tcp"
-    from_port   = 443
-    to_port     = 443
-    cidr_blocks = ["0.0.0.0/0"]
-  }
-}
-
-resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway only; the caller gets the error, there is no asynchronous event to dead-letter.
-  #checkov:skip=CKV_AWS_272:Container-image function: Lambda code signing applies to .zip packages only; image provenance is ECR's immutable tags and scan on push.
-  function_name                  = var.name
-  description                    = "Conveyor HTTP API (FastAPI behind API Gateway HTTP API)"
-  role                           = aws_iam_role.this.arn
-  package_type                   = "Image"
-  image_uri                      = var.image_uri
-  architectures                  = [var.architecture]
-  timeout                        = var.timeout_seconds
-  memory_size                    = var.memory_size
-  reserved_concurrent_executions = var.reserved_concurrency
-  kms_key_arn                    = var.kms_key_arn
-  tags                           = var.tags
-
-  image_config {
-    command = ["api.handler.handler"]
-  }
-
-  environment {
-    variables = local.environment
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  vpc_config {
-    subnet_ids         = var.subnet_ids
-    security_group_ids = concat([aws_security_group.this.id], var.security_group_ids)
-  }
-
-  depends_on = [
-    aws_cloudwatch_log_group.function,
-    aws_iam_role_policy.this,
-    aws_iam_role_policy_attachment.vpc,
-  ]
+  name                 = var.name
+  description          = "Conveyor HTTP API (FastAPI behind API Gateway HTTP API)"
+  image_uri            = var.image_uri
+  handler              = "api.handler.handler"
+  architecture         = var.architecture
+  timeout_seconds      = var.timeout_seconds
+  memory_size          = var.memory_size
+  reserved_concurrency = var.reserved_concurrency
+  environment          = local.environment
+  policy_name          = "api"
+  policy_json          = data.aws_iam_policy_document.this.json
+  vpc_id               = var.vpc_id
+  subnet_ids           = var.subnet_ids
+  security_group_ids   = var.security_group_ids
+  kms_key_arn          = var.kms_key_arn
+  log_retention_days   = var.log_retention_days
+  tags                 = var.tags
 }
 
 # ---------------------------------------------------------------- HTTP API
@@ -197,7 +109,7 @@ resource "aws_apigatewayv2_integration" "lambda" {
   api_id                 = aws_apigatewayv2_api.this.id
   integration_type       = "AWS_PROXY"
   integration_method     = "POST"
-  integration_uri        = aws_lambda_function.this.invoke_arn
+  integration_uri        = module.function.invoke_arn
   payload_format_version = "2.0"
   timeout_milliseconds   = var.timeout_seconds * 1000
 }
@@ -259,7 +171,7 @@ resource "aws_apigatewayv2_stage" "this" {
 resource "aws_lambda_permission" "apigateway" {
   statement_id  = "AllowHttpApi"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.this.function_name
+  function_name = module.function.function_name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.this.execution_arn}/*/*"
 }

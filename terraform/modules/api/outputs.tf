@@ -20,10 +20,10 @@ output "route_keys" {
 
 output "function_name" {
   description = "Name of the API function."
-  value       = aws_lambda_function.this.function_name
+  value       = module.function.function_name
 }
 
 output "function_arn" {
   description = "ARN of the API function."
-  value       = aws_lambda_function.this.arn
+  value       = module.function.function_arn
 }

@@ -3,10 +3,7 @@
 # metric the workers autoscale on. Reserved concurrency 1: ticks never overlap (the tick is
 # idempotent anyway; this keeps it cheap).
 
-data "aws_partition" "current" {}
-
 locals {
-  partition = data.aws_partition.current.partition
   environment = merge(
     {
       CONVEYOR_DATABASE_URL = var.database_url_secret_arn
@@ -24,49 +21,7 @@ locals {
   )
 }
 
-resource "aws_cloudwatch_log_group" "this" {
-  name              = "/aws/lambda/${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-# ---------------------------------------------------------------- IAM
-
-data "aws_iam_policy_document" "assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "this" {
-  name               = var.name
-  assume_role_policy = data.aws_iam_policy_document.assume.json
-  tags               = var.tags
-}
-
-# ENIs in the VPC (AWS-managed; the EC2 network-interface actions cannot be scoped to resources).
-resource "aws_iam_role_policy_attachment" "vpc" {
-  role       = aws_iam_role.this.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
-}
-
-resource "aws_iam_role_policy_attachment" "xray" {
-  role       = aws_iam_role.this.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"
-}
-
 data "aws_iam_policy_document" "this" {
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
-  }
-
   statement {
     sid       = "EnqueueExecutionsAndMeasureBacklog"
     actions   = ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
@@ -77,12 +32,6 @@ data "aws_iam_policy_document" "this" {
     sid       = "ReadDatabaseUrl"
     actions   = ["secretsmanager:GetSecretValue"]
     resources = [var.database_url_secret_arn]
-  }
-
-  statement {
-    sid       = "UseEnvironmentKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [var.kms_key_arn]
   }
 
   statement {
@@ -104,72 +53,30 @@ data "aws_iam_policy_document" "this" {
   }
 }
 
-resource "aws_iam_role_policy" "this" {
-  name   = "scheduler"
-  role   = aws_iam_role.this.id
-  policy = data.aws_iam_policy_document.this.json
-}
+module "function" {
+  source = "../lambda_function"
 
-# ---------------------------------------------------------------- network
-
-resource "aws_security_group" "this" {
-  name        = var.name
-  description = "Scheduler Lambda of ${var.name}: HTTPS out to AWS APIs"
-  vpc_id      = var.vpc_id
-  tags        = merge(var.tags, { Name = var.name })
-
-  egress {
-    description = "HTTPS to AWS APIs (SQS, Secrets Manager, ECS, CloudWatch)"
-    protocol    = "tcp"
-    from_port   = 443
-    to_port     = 443
-    cidr_blocks = ["0.0.0.0/0"]
-  }
-}
-
-# ---------------------------------------------------------------- function
-
-resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_116:Invoked asynchronously by EventBridge every minute with retries off; a failed tick is superseded by the next one, and the sweeper recovers anything it left behind, so a DLQ would only collect stale ticks.
-  #checkov:skip=CKV_AWS_272:Container-image function: Lambda code signing applies to .zip packages only; image provenance is ECR's immutable tags and scan on push.
-  function_name                  = var.name
-  description                    = "Conveyor scheduler tick (claim due workflows, enqueue, sweep, publish backlog)"
-  role                           = aws_iam_role.this.arn
-  package_type                   = "Image"
-  image_uri                      = var.image_uri
-  architectures                  = [var.architecture]
-  timeout                        = var.timeout_seconds
-  memory_size                    = var.memory_size
-  reserved_concurrent_executions = 1
-  kms_key_arn                    = var.kms_key_arn
-  tags                           = var.tags
-
-  image_config {
-    command = ["scheduler.handler.handler"]
-  }
-
-  environment {
-    variables = local.environment
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  vpc_config {
-    subnet_ids         = var.subnet_ids
-    security_group_ids = concat([aws_security_group.this.id], var.security_group_ids)
-  }
-
-  depends_on = [
-    aws_cloudwatch_log_group.this,
-    aws_iam_role_policy.this,
-    aws_iam_role_policy_attachment.vpc,
-  ]
+  name                 = var.name
+  description          = "Conveyor scheduler tick (claim due workflows, enqueue, sweep, publish backlog)"
+  image_uri            = var.image_uri
+  handler              = "scheduler.handler.handler"
+  architecture         = var.architecture
+  timeout_seconds      = var.timeout_seconds
+  memory_size          = var.memory_size
+  reserved_concurrency = 1
+  environment          = local.environment
+  policy_name          = "scheduler"
+  policy_json          = data.aws_iam_policy_document.this.json
+  vpc_id               = var.vpc_id
+  subnet_ids           = var.subnet_ids
+  security_group_ids   = var.security_group_ids
+  kms_key_arn          = var.kms_key_arn
+  log_retention_days   = var.log_retention_days
+  tags                 = var.tags
 }
 
 resource "aws_lambda_function_event_invoke_config" "this" {
-  function_name                = aws_lambda_function.this.function_name
+  function_name                = module.function.function_name
   maximum_retry_attempts       = 0
   maximum_event_age_in_seconds = 60
 }
@@ -187,13 +94,13 @@ resource "aws_cloudwatch_event_rule" "tick" {
 resource "aws_cloudwatch_event_target" "tick" {
   rule      = aws_cloudwatch_event_rule.tick.name
   target_id = "scheduler"
-  arn       = aws_lambda_function.this.arn
+  arn       = module.function.function_arn
 }
 
 resource "aws_lambda_permission" "events" {
   statement_id  = "AllowEventBridgeTick"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.this.function_name
+  function_name = module.function.function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.tick.arn
 }

@@ -1,16 +1,16 @@
 output "function_name" {
   description = "Name of the scheduler function."
-  value       = aws_lambda_function.this.function_name
+  value       = module.function.function_name
 }
 
 output "function_arn" {
   description = "ARN of the scheduler function."
-  value       = aws_lambda_function.this.arn
+  value       = module.function.function_arn
 }
 
 output "role_arn" {
   description = "ARN of the scheduler's execution role."
-  value       = aws_iam_role.this.arn
+  value       = module.function.role_arn
 }
 
 output "rule_name" {
@@ -20,5 +20,5 @@ output "rule_name" {
 
 output "log_group_name" {
   description = "Log group of the scheduler."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = module.function.log_group_name
 }
