@@ -25,7 +25,7 @@ from typing import Any
 from mangum import Mangum
 
 from api.app import create_app
-from api.runtime import Runtime, utcnow
+from api.runtime import Runtime, freeze_startup_objects, utcnow
 from api.service import event_error, event_result, parse_event_request, submit
 from shared.errors import ConveyorError, InvalidInput
 from shared.logs import configure_logging, get_logger
@@ -51,6 +51,7 @@ def _ensure() -> tuple[Runtime, Mangum]:
         settings = load_settings()
         configure_logging(settings)
         configure(Runtime.from_settings(settings, serverless=True))
+        freeze_startup_objects(collect=False)
     assert _runtime is not None
     assert _adapter is not None
     return _runtime, _adapter

@@ -23,10 +23,11 @@ def api_command(state: CliContext, host: str, port: int, access_log: bool) -> No
         ) from None
 
     from api.app import create_app  # noqa: PLC0415
-    from api.runtime import Runtime  # noqa: PLC0415
+    from api.runtime import Runtime, freeze_startup_objects  # noqa: PLC0415
 
     runtime = Runtime.from_settings(state.settings, background_dispatch=True)
     app = create_app(runtime=runtime)
+    freeze_startup_objects()
     click.echo(f"conveyor api on http://{host}:{port} (docs: /docs)", err=True)
     try:
         uvicorn.run(

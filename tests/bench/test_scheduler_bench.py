@@ -69,6 +69,9 @@ def insert_workflows(sessions: sessionmaker[Session], count: int, *, due: bool) 
         session.execute(text("ANALYZE workflows"))
 
 
+WARM_TICKS = 3
+
+
 def _timed_tick(ticker: Ticker, now: datetime, count: int) -> float:
     started = time.perf_counter()
     report = ticker.fire_due(now)
@@ -80,14 +83,20 @@ def _timed_tick(ticker: Ticker, now: datetime, count: int) -> float:
 def measure_fires(
     sessions: sessionmaker[Session], count: int, batch_size: int, parallelism: int
 ) -> tuple[float, float]:
-    """(cold, warm) fires/s. Cold: a new scheduler process (empty timing cache). Warm: the next
-    minute's tick of the same process, as a warm Lambda container runs it."""
+    """(cold, warm) fires/s. Cold: a new scheduler process (empty timing cache). Warm: the
+    median of the next ``WARM_TICKS`` minutes' ticks of the same process, as a warm Lambda
+    container runs them (one tick on this shared 2-core machine varies by ±20%)."""
     insert_workflows(sessions, count, due=True)
     ticker = Ticker(sessions, None, batch_size=batch_size, parallelism=parallelism)
     cold = _timed_tick(ticker, NOW, count)
-    warm = _timed_tick(ticker, NOW + timedelta(minutes=1), count)
+    warm = statistics.median(
+        _timed_tick(ticker, NOW + timedelta(minutes=minute), count)
+        for minute in range(1, WARM_TICKS + 1)
+    )
     with sessions() as session:
-        assert session.scalar(select(func.count()).select_from(Execution)) == 2 * count
+        assert (
+            session.scalar(select(func.count()).select_from(Execution)) == (1 + WARM_TICKS) * count
+        )
     return cold, warm
 
 
@@ -201,8 +210,8 @@ def test_zz_write_the_scheduler_section() -> None:
         if f"fires_{count}" in RESULTS:
             cold, warm = RESULTS[f"fires_{count}"]
             lines.append(
-                f"| fires committed/s, {count:,} due (warm scheduler) | {warm:,.0f}/s "
-                f"| >= {TARGET_FIRES_PER_SECOND:,}/s |"
+                f"| fires committed/s, {count:,} due (warm scheduler, median of {WARM_TICKS} "
+                f"ticks) | {warm:,.0f}/s | >= {TARGET_FIRES_PER_SECOND:,}/s |"
             )
             lines.append(
                 f"| fires committed/s, {count:,} due (cold: first tick of a process) "
