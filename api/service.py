@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,13 +23,12 @@ from shared.executions import (
     Created,
     StoredVersions,
     dispatch,
+    existing_for_key,
     request_fingerprint,
-    start_adhoc,
-    start_workflow,
+    start_task,
 )
 from shared.logs import get_logger
-from shared.models import Execution
-from shared.status import ExecutionStatus, Trigger
+from shared.status import Trigger
 
 log = get_logger("api")
 
@@ -40,23 +37,14 @@ def task_link(execution_id: uuid.UUID | str) -> str:
     return f"/tasks/{execution_id}"
 
 
-@dataclass(frozen=True)
-class Started:
-    id: uuid.UUID
-    status: ExecutionStatus
-    created: bool
-
-    def accepted(self) -> TaskAccepted:
-        return TaskAccepted(
-            id=str(self.id),
-            status=self.status,
-            created=self.created,
-            links=Links(self=task_link(self.id)),
-        )
-
-
-def _started(created: Created) -> Started:
-    return Started(created.id, created.status, created.created)
+def accepted(started: Created) -> TaskAccepted:
+    """The 202 body for a task created (or found by its idempotency key)."""
+    return TaskAccepted(
+        id=str(started.id),
+        status=started.status,
+        created=started.created,
+        links=Links(self=task_link(started.id)),
+    )
 
 
 def _fingerprint(request: TaskRequest) -> str:
@@ -75,46 +63,26 @@ def _create(
     fingerprint: str,
     versions: StoredVersions,
 ) -> Created:
-    if (request.workflow is None) == (request.step is None):
-        raise InvalidInput("body: give exactly one of 'workflow' or 'step'")
-    if request.workflow is not None:
-        return start_workflow(
-            session,
-            request.workflow,
-            trigger=trigger,
-            now=now,
-            run_input=request.input,
-            idempotency_key=idempotency_key,
-            request_hash=fingerprint,
-            versions=versions,
-        )
-    assert request.step is not None
-    return start_adhoc(
+    return start_task(
         session,
-        request.step,
+        workflow=request.workflow,
+        step=request.step,
         trigger=trigger,
         now=now,
         run_input=request.input,
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
         source="<api> step",
+        versions=versions,
     )
 
 
-def _existing(session: Session, idempotency_key: str, fingerprint: str) -> Started:
+def _existing(session: Session, idempotency_key: str, fingerprint: str) -> Created:
     """The task a concurrent request with the same key created (after a unique violation)."""
-    row = session.execute(
-        select(Execution.id, Execution.status, Execution.request_hash).where(
-            Execution.idempotency_key == idempotency_key
-        )
-    ).one_or_none()
-    if row is None:  # the other request rolled back; the caller may simply retry
+    found = existing_for_key(session, idempotency_key, fingerprint)
+    if found is None:  # the other request rolled back; the caller may simply retry
         raise Conflict(f"Idempotency-Key {idempotency_key!r} is in use by a concurrent request")
-    if row.request_hash != fingerprint:
-        raise Conflict(
-            f"Idempotency-Key {idempotency_key!r} was already used with a different request"
-        )
-    return Started(row.id, row.status, created=False)
+    return found
 
 
 def send(runtime: Runtime, ids: Sequence[uuid.UUID], now: datetime) -> None:
@@ -153,21 +121,19 @@ def submit(
     trigger: Trigger,
     now: datetime,
     idempotency_key: str | None = None,
-) -> Started:
+) -> Created:
     """Create (or find, by idempotency key) one task, commit, then dispatch it."""
     fingerprint = _fingerprint(request)
     try:
         with runtime.sessions() as session, session.begin():
-            started = _started(
-                _create(
-                    session,
-                    request,
-                    trigger=trigger,
-                    now=now,
-                    idempotency_key=idempotency_key,
-                    fingerprint=fingerprint,
-                    versions=runtime.workflow_versions,
-                )
+            started = _create(
+                session,
+                request,
+                trigger=trigger,
+                now=now,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+                versions=runtime.workflow_versions,
             )
     except IntegrityError:
         if idempotency_key is None:
@@ -197,16 +163,14 @@ def submit_batch(
             try:
                 try:
                     with session.begin_nested():
-                        started = _started(
-                            _create(
-                                session,
-                                item,
-                                trigger=trigger,
-                                now=now,
-                                idempotency_key=key,
-                                fingerprint=fingerprint,
-                                versions=runtime.workflow_versions,
-                            )
+                        started = _create(
+                            session,
+                            item,
+                            trigger=trigger,
+                            now=now,
+                            idempotency_key=key,
+                            fingerprint=fingerprint,
+                            versions=runtime.workflow_versions,
                         )
                 except IntegrityError:
                     if key is None:
@@ -254,7 +218,7 @@ def parse_event_request(data: dict[str, Any], *, where: str) -> TaskRequest:
         raise InvalidInput(f"{where}.{field}: {first.get('msg')}") from None
 
 
-def event_result(started: Started) -> dict[str, Any]:
+def event_result(started: Created) -> dict[str, Any]:
     return {
         "ok": True,
         "id": str(started.id),

@@ -14,7 +14,14 @@ from typing import Any, Protocol
 
 import click
 
-from conveyor_cli.context import EXIT_FAILED, CliContext, emit_json, now_utc, pass_state
+from conveyor_cli.context import (
+    EXIT_FAILED,
+    CliContext,
+    emit_json,
+    now_utc,
+    parse_json_object,
+    pass_state,
+)
 from shared.errors import ConfigurationError, ConveyorError, InvalidInput, NotFound
 
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out", "skipped"}
@@ -75,55 +82,27 @@ class DatabaseBackend:
         self.state = state
 
     def submit(self, body: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
-        from shared.executions import (  # noqa: PLC0415
-            dispatch,
-            request_fingerprint,
-            start_adhoc,
-            start_workflow,
-        )
-        from shared.queue import publisher_from_settings  # noqa: PLC0415
+        from shared.executions import request_fingerprint, start_task  # noqa: PLC0415
         from shared.status import Trigger  # noqa: PLC0415
 
-        now = now_utc()
         key = f"cli/{idempotency_key}" if idempotency_key else None
-        fingerprint = request_fingerprint(body)
         with self.state.transaction() as session:
-            if body.get("workflow"):
-                created = start_workflow(
-                    session,
-                    body["workflow"],
-                    trigger=Trigger.API,
-                    now=now,
-                    run_input=body.get("input"),
-                    idempotency_key=key,
-                    request_hash=fingerprint,
-                )
-            else:
-                created = start_adhoc(
-                    session,
-                    body["step"],
-                    trigger=Trigger.API,
-                    now=now,
-                    run_input=body.get("input"),
-                    idempotency_key=key,
-                    request_hash=fingerprint,
-                    source="<cli> --step",
-                )
+            created = start_task(
+                session,
+                workflow=body.get("workflow"),
+                step=body.get("step"),
+                trigger=Trigger.API,
+                now=now_utc(),
+                run_input=body.get("input"),
+                idempotency_key=key,
+                request_hash=request_fingerprint(body),
+                source="<cli> --step",
+            )
             task_id, status = created.id, created.status.value
         if created.created:
-            if self.state.settings.queue_url:
-                dispatch(
-                    self.state.sessions,
-                    publisher_from_settings(self.state.settings),
-                    [task_id],
-                    now,
-                )
-            else:
-                click.echo(
-                    "note: CONVEYOR_QUEUE_URL is not set; the task stays pending until the "
-                    "scheduler's sweeper sends it",
-                    err=True,
-                )
+            note = self.state.dispatch([task_id])
+            if self.state.settings.queue_url is None:
+                click.echo(f"note: {note}", err=True)
         return {
             "id": str(task_id),
             "status": status,
@@ -246,11 +225,11 @@ def task_submit(
     """Start a task: a run of --workflow NAME, or one --step."""
     if (workflow is None) == (step is None):
         raise InvalidInput("give exactly one of --workflow or --step")
-    body: dict[str, Any] = {"input": _json_object(input_json, "--input")}
+    body: dict[str, Any] = {"input": parse_json_object(input_json, option="--input")}
     if workflow is not None:
         body["workflow"] = workflow
     else:
-        body["step"] = _json_object(step, "--step")
+        body["step"] = parse_json_object(step, option="--step")
     backend = _backend(state, api_url, api_key)
     accepted = backend.submit(body, idempotency_key)
     if not wait:
@@ -262,18 +241,6 @@ def task_submit(
     if not as_json:
         click.echo(f"submitted {accepted['id']}", err=True)
     sys.exit(wait_for(backend, accepted["id"], timeout=timeout, interval=interval, as_json=as_json))
-
-
-def _json_object(raw: str | None, option: str) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{option}: not valid JSON: {exc.msg}") from None
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{option}: expected a JSON object")
-    return value
 
 
 @task.command("status")

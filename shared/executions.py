@@ -143,9 +143,11 @@ class Created:
     created: bool  # False when an idempotency key returned an existing execution
 
 
-def _idempotent_existing(
+def existing_for_key(
     session: Session, idempotency_key: str | None, request_hash: str | None
 ) -> Created | None:
+    """The execution an idempotency key already created (``None`` if none); a different
+    request under the same key is a :class:`Conflict`."""
     if idempotency_key is None:
         return None
     row = session.execute(
@@ -249,7 +251,7 @@ def start_workflow(
     ``versions`` remembers parsed definitions between calls; without it the workflow is read.
     """
     versions = versions if versions is not None else StoredVersions()
-    existing = _idempotent_existing(session, idempotency_key, request_hash)
+    existing = existing_for_key(session, idempotency_key, request_hash)
     if existing is not None:
         return existing
     for _ in range(START_ATTEMPTS):
@@ -287,7 +289,7 @@ def start_adhoc(
     source: str = "<api>",
 ) -> Created:
     """Create a pending one-step task from an inline step definition (validated like a file)."""
-    existing = _idempotent_existing(session, idempotency_key, request_hash)
+    existing = existing_for_key(session, idempotency_key, request_hash)
     if existing is not None:
         return existing
     step = {"name": "task", **step}
@@ -305,6 +307,47 @@ def start_adhoc(
         insert(executions_table), {**values, "definition": definition.to_document()}
     )
     return _created(session, values, f"{trigger.value} task")
+
+
+def start_task(
+    session: Session,
+    *,
+    workflow: str | None,
+    step: dict[str, Any] | None,
+    trigger: Trigger,
+    now: datetime,
+    run_input: dict[str, Any] | None,
+    idempotency_key: str | None,
+    request_hash: str,
+    source: str,
+    versions: StoredVersions | None = None,
+) -> Created:
+    """A task as callers ask for it: a run of ``workflow``, or the one ad-hoc ``step``
+    (``source`` names where the step came from in validation errors)."""
+    if (workflow is None) == (step is None):
+        raise InvalidInput("body: give exactly one of 'workflow' or 'step'")
+    if workflow is not None:
+        return start_workflow(
+            session,
+            workflow,
+            trigger=trigger,
+            now=now,
+            run_input=run_input,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            versions=versions,
+        )
+    assert step is not None
+    return start_adhoc(
+        session,
+        step,
+        trigger=trigger,
+        now=now,
+        run_input=run_input,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        source=source,
+    )
 
 
 def _created(session: Session, values: dict[str, Any], message: str) -> Created:

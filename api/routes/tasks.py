@@ -23,7 +23,7 @@ from api.schemas import (
     TaskRequest,
     TaskView,
 )
-from api.service import submit, submit_batch, task_link
+from api.service import accepted, submit, submit_batch, task_link
 from shared.executions import (
     cancel_execution,
     describe_execution,
@@ -60,7 +60,7 @@ def create_task(
     response.headers["Location"] = task_link(started.id)
     if not started.created:
         response.headers["Idempotent-Replayed"] = "true"
-    return started.accepted()
+    return accepted(started)
 
 
 @router.post(

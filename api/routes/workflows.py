@@ -26,7 +26,7 @@ from api.schemas import (
     WorkflowSummary,
     json_problem,
 )
-from api.service import submit, task_link
+from api.service import accepted, submit, task_link
 from shared.catalog import (
     active_counts,
     apply_definition,
@@ -226,7 +226,7 @@ def trigger(
         idempotency_key=scoped_idempotency_key(principal, idempotency_key),
     )
     response.headers["Location"] = task_link(started.id)
-    return started.accepted()
+    return accepted(started)
 
 
 @router.get(
